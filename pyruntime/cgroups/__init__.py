@@ -1,0 +1,230 @@
+"""cgroup placement behind one interface, on unified (v2), hybrid and legacy (v1) hosts.
+
+A container's cgroup is recorded as {hierarchy mount point: absolute cgroup dir} in its state, so
+later commands (kill --all, delete, pause, ps) need no detection. Resource limits are written by
+the drivers in v1.py and v2.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import time
+from typing import Any
+
+from ..errors import ConfigError, RuntimeFailure
+
+UNIFIED = "unified"
+DEFAULT_PARENT = "/pyruntime"
+
+
+def hierarchies() -> dict[str, str]:
+    """{controller key: mount point} of the host: 'unified' for cgroup2, else each v1 hierarchy's
+    options (e.g. 'memory', 'cpu,cpuacct', 'name=systemd')."""
+    found: dict[str, str] = {}
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            left, _, right = line.decode().partition(" - ")
+            fstype, _source, opts = (right.split() + ["", "", ""])[:3]
+            mount_point = left.split()[4]
+            if fstype == "cgroup2":
+                found.setdefault(UNIFIED, mount_point)
+            elif fstype == "cgroup":
+                keys = [o for o in opts.split(",") if o not in ("rw", "ro") and not o.startswith(
+                    ("nosuid", "nodev", "noexec", "relatime", "clone_children", "xattr", "release_agent"))]
+                found.setdefault(",".join(keys), mount_point)
+    return found
+
+
+def mode() -> str:
+    """'unified', 'hybrid' or 'legacy'."""
+    h = hierarchies()
+    if list(h) == [UNIFIED]:
+        return "unified"
+    return "hybrid" if UNIFIED in h else "legacy"
+
+
+def cgroup_path(config: dict[str, Any], container_id: str, systemd: bool, file: str) -> str:
+    raw = (config.get("linux") or {}).get("cgroupsPath") or ""
+    if systemd or (raw.count(":") == 2 and not raw.startswith("/")):
+        raise RuntimeFailure("the systemd cgroup driver is not supported (no systemd on this host); "
+                             "use a cgroupfs path such as /mygroup/" + container_id)
+    if not raw:
+        return f"{DEFAULT_PARENT}/{container_id}"
+    # A relative path is taken from the hierarchy root, never from the caller's own cgroup: on this
+    # kind of host the caller's v1 memory cgroup belongs to the machine's management.
+    parts = [p for p in raw.split("/") if p]
+    if any(p in (".", "..") for p in parts) or not parts:
+        raise ConfigError(file, "linux.cgroupsPath", f"invalid cgroup path {raw!r}")
+    return "/" + "/".join(parts)
+
+
+def plan(config: dict[str, Any], container_id: str, systemd: bool, file: str) -> dict[str, str]:
+    """{mount point: cgroup dir} for every hierarchy the container joins."""
+    path = cgroup_path(config, container_id, systemd, file)
+    return {mp: mp + path for mp in hierarchies().values()}
+
+
+def create(paths: dict[str, str]) -> None:
+    for mount_point, path in paths.items():
+        _mkdir_p(mount_point, path)
+
+
+def _mkdir_p(mount_point: str, path: str) -> None:
+    rel = path[len(mount_point):].strip("/").split("/")
+    cur = mount_point
+    for part in rel:
+        parent, cur = cur, f"{cur}/{part}"
+        try:
+            os.mkdir(cur, 0o755)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RuntimeFailure(f"cannot create cgroup {cur}: {e.strerror.lower()}") from None
+        if os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
+                    dst.write(src.read())
+
+
+def join(paths: dict[str, str], pid: int = 0) -> None:
+    """Move pid (0: the caller) into every hierarchy's cgroup."""
+    data = str(pid).encode()
+    for path in paths.values():
+        fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot join cgroup {path}: {e.strerror.lower()}") from None
+        finally:
+            os.close(fd)
+
+
+def pids(paths: dict[str, str]) -> list[int]:
+    """Every process in the container's cgroup (read from one hierarchy that tracks all of them)."""
+    for path in _tracking_order(paths):
+        try:
+            with open(f"{path}/cgroup.procs", "rb") as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return []
+
+
+def _tracking_order(paths: dict[str, str]) -> list[str]:
+    return sorted(paths.values(), key=lambda p: (0 if "/pids" in p or "/unified" in p else 1, p))
+
+
+def kill_all(paths: dict[str, str], sig: int) -> None:
+    """Signal every process in the cgroup; SIGKILL goes through cgroup.kill where the kernel has it."""
+    import signal
+
+    if sig == signal.SIGKILL:
+        for path in paths.values():
+            try:
+                with open(f"{path}/cgroup.kill", "w") as f:
+                    f.write("1")
+                return
+            except (FileNotFoundError, PermissionError):
+                continue
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+    frozen = is_paused(paths)
+    for pid in pids(paths):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    if frozen and sig == signal.SIGKILL:
+        set_frozen(paths, False)
+
+
+def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
+    """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave."""
+    deadline = time.monotonic() + timeout
+    for path in paths.values():
+        while True:
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise RuntimeFailure(f"cannot remove cgroup {path}: {e.strerror.lower()}") from None
+                _wait_empty(path)
+
+
+def _wait_empty(path: str) -> None:
+    """Wait (with poll, not a sleep loop, where cgroup.events exists) until the cgroup is empty."""
+    try:
+        fd = os.open(f"{path}/cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        time.sleep(0.005)
+        return
+    try:
+        if b"populated 1" in os.pread(fd, 4096, 0):
+            p = select.poll()
+            p.register(fd, select.POLLPRI)
+            p.poll(100)
+    finally:
+        os.close(fd)
+
+
+def _freezer(paths: dict[str, str]) -> tuple[str, str] | None:
+    for mount_point, path in paths.items():
+        if mount_point.endswith("/freezer"):
+            return "v1", path
+    for mount_point, path in paths.items():
+        if os.path.exists(f"{path}/cgroup.freeze"):
+            return "v2", path
+    return None
+
+
+def is_paused(paths: dict[str, str]) -> bool:
+    fz = _freezer(paths)
+    if fz is None:
+        return False
+    kind, path = fz
+    try:
+        if kind == "v1":
+            with open(f"{path}/freezer.state") as f:
+                return f.read().strip() == "FROZEN"
+        with open(f"{path}/cgroup.freeze") as f:
+            return f.read().strip() == "1"
+    except FileNotFoundError:
+        return False
+
+
+def set_frozen(paths: dict[str, str], frozen: bool, timeout: float = 10.0) -> None:
+    fz = _freezer(paths)
+    if fz is None:
+        raise RuntimeFailure("no freezer available for this container's cgroup")
+    kind, path = fz
+    deadline = time.monotonic() + timeout
+    if kind == "v1":
+        want = "FROZEN" if frozen else "THAWED"
+        while True:
+            with open(f"{path}/freezer.state", "w") as f:
+                f.write(want)
+            with open(f"{path}/freezer.state") as f:
+                if f.read().strip() == want:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"timed out waiting for {path} to become {want}")
+            time.sleep(0.001)
+    with open(f"{path}/cgroup.freeze", "w") as f:
+        f.write("1" if frozen else "0")
+    fd = os.open(f"{path}/cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLPRI)
+        want_line = b"frozen 1" if frozen else b"frozen 0"
+        while want_line not in os.pread(fd, 4096, 0):
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"timed out waiting for {path} to freeze")
+            p.poll(100)
+    finally:
+        os.close(fd)

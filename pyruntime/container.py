@@ -1,0 +1,263 @@
+"""Lifecycle orchestration: create, start, run, kill, delete (runtime-spec 1.3 "Operations")."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from . import cgroups, hooks, log, spec, state
+from .errors import ConfigError, RuntimeFailure
+from .state import Container
+
+# Test-only fault injection (issue 8): PYRUNTIME_TEST_DIE_AT=<step> kills the runtime at that step.
+_DIE_AT = os.environ.get("PYRUNTIME_TEST_DIE_AT")
+
+
+def _checkpoint(step: str) -> None:
+    if _DIE_AT == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+
+
+def create(root: str, container_id: str, opts: CreateOptions) -> Container:
+    """Set the container up with its init waiting for `start`; leave nothing behind on failure."""
+    from .process import spawn as spawn_mod
+    from .process.stub import sealed_memfd
+    from .security import caps
+
+    state.check_id(container_id)
+    bundle = os.path.abspath(opts.bundle)
+    if not os.path.isdir(bundle):
+        raise RuntimeFailure(f"bundle {bundle}: no such directory")
+    config = spec.load_config(bundle)
+    file = os.path.join(bundle, "config.json")
+    rootfs = os.path.join(bundle, config["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise ConfigError(file, "root.path", f"rootfs {rootfs}: no such directory")
+    rootfs = os.path.realpath(rootfs)
+    process = config["process"]
+    if process.get("terminal") and not opts.console_socket:
+        raise RuntimeFailure("process.terminal is true: a --console-socket is required "
+                             "(or run in the foreground with `pyruntime run`)")
+    cap_sets = caps.resolve_sets(process.get("capabilities"), file, "process.capabilities")
+    seccomp_prog = None
+    if (config.get("linux") or {}).get("seccomp"):
+        from .security import seccomp
+
+        seccomp_prog = seccomp.compile(config["linux"]["seccomp"], file)
+    namespaces = spec.namespaces(config)
+    cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
+    extra_env: dict[str, str] = {}
+    preserve = opts.preserve_fds
+    if os.environ.get("LISTEN_FDS", "").isdigit():  # socket activation is passed through as runc does
+        preserve += int(os.environ["LISTEN_FDS"])
+        extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
+
+    c = state.create(root, container_id)
+    c.bundle, c.annotations, c.config = bundle, config.get("annotations") or {}, _kept_config(config)
+    c.cgroup_paths = cgroup_paths
+    fds: list[int] = []
+    try:
+        c.save()  # a create killed from here on is cleaned by `delete --force`
+        _checkpoint("create:saved")
+        cgroups.create(cgroup_paths)
+        _checkpoint("create:cgroup")
+        listener = _listen(c)
+        fds.append(listener)
+        stub_fd = sealed_memfd()
+        fds.append(stub_fd)
+        console_fd = -1
+        if process.get("terminal"):
+            from . import console
+
+            console_fd = console.connect(opts.console_socket)
+            fds.append(console_fd)
+        plan = spawn_mod.InitPlan(
+            container_id=container_id, config=config, config_file=file, bundle=bundle, rootfs=rootfs,
+            namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
+            listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
+            no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
+            extra_env=extra_env)
+        pid = spawn_mod.spawn(plan, _hook_base_state(c))
+        c.pid = pid
+        stat = state.proc_stat(pid)
+        c.start_time = stat[1] if stat else 0
+        _checkpoint("create:spawned")
+        c.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        return c
+    except BaseException:
+        _destroy(c)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _kept_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What later commands need from config.json (hooks, process for exec defaults, linux bits)."""
+    linux = config.get("linux") or {}
+    return {"hooks": config.get("hooks") or {}, "process": config.get("process"),
+            "linux": {k: linux[k] for k in ("namespaces", "seccomp", "resources", "cgroupsPath") if k in linux},
+            "root": config.get("root")}
+
+
+def _hook_base_state(c: Container) -> dict[str, Any]:
+    st: dict[str, Any] = {"ociVersion": "1.3.0", "id": c.id, "bundle": c.bundle}
+    if c.annotations:
+        st["annotations"] = c.annotations
+    return st
+
+
+def _listen(c: Container) -> int:
+    """The socket `start` connects to; the waiting init accepts on it (no /proc needed in the rootfs)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(f"/proc/self/fd/{c.dir_fd}/{state.START_SOCKET}")
+        sock.listen(1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock.detach()
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """The bare pid, no newline (conmon reads it as is), written atomically."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyruntime-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def start(c: Container) -> None:
+    status = c.status()
+    if status != "created":
+        raise RuntimeFailure(f"cannot start a container that is {status} (it must be created)")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(f"/proc/self/fd/{c.dir_fd}/{state.START_SOCKET}")
+        sock.settimeout(30)
+        acked = sock.recv(1)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot start container {c.id}: {e.strerror or e}") from None
+    finally:
+        sock.close()
+    try:
+        os.unlink(state.START_SOCKET, dir_fd=c.dir_fd)
+    except FileNotFoundError:
+        pass
+    if acked != b"s":
+        raise RuntimeFailure(f"container {c.id} init exited before it could start")
+    try:
+        hooks.run_all("poststart", (c.config.get("hooks") or {}).get("poststart"),
+                      dict(_hook_base_state(c), pid=c.pid, status="running"))
+    except RuntimeFailure as e:
+        log.warning(str(e))
+
+
+def signal_number(sig: str) -> int:
+    s = sig.upper()
+    if s.isdigit():
+        n = int(s)
+        if not 0 < n < signal.NSIG:
+            raise RuntimeFailure(f"invalid signal {sig!r}")
+        return n
+    name = s if s.startswith("SIG") else "SIG" + s
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise RuntimeFailure(f"invalid signal {sig!r}") from None
+
+
+def kill(c: Container, sig: int, all_processes: bool = False) -> None:
+    status = c.status()
+    if status == "stopped" and not all_processes:
+        raise RuntimeFailure(f"container {c.id} is not running")
+    if all_processes:
+        cgroups.kill_all(c.cgroup_paths, sig)
+        return
+    send_signal(c, sig)
+
+
+def send_signal(c: Container, sig: int) -> None:
+    """Signal the init through a pidfd checked against the recorded start time (no pid-reuse race)."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise RuntimeFailure(f"container {c.id} is not running") from None
+    try:
+        if not c.init_alive():
+            raise RuntimeFailure(f"container {c.id} is not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
+
+
+def delete(c: Container, force: bool = False) -> None:
+    status = c.status() if c.complete else "stopped"
+    if status in ("running", "paused") and not force:
+        raise RuntimeFailure(f"cannot delete container {c.id} that is not stopped: {status}")
+    _destroy(c)
+    try:
+        hooks.run_all("poststop", (c.config.get("hooks") or {}).get("poststop"),
+                      dict(_hook_base_state(c), pid=0, status="stopped"))
+    except RuntimeFailure as e:
+        log.warning(str(e))
+
+
+def _destroy(c: Container) -> None:
+    """Kill whatever is left of the container, remove its cgroup and its state dir."""
+    pidfd = -1
+    if c.init_alive():
+        try:
+            pidfd = os.pidfd_open(c.pid)
+        except ProcessLookupError:
+            pidfd = -1
+    if c.cgroup_paths:
+        cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+    if pidfd >= 0:
+        try:
+            if c.init_alive():
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            select.select([pidfd], [], [], 10)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+    if c.cgroup_paths:
+        cgroups.remove(c.cgroup_paths)
+    c.remove()
+
+
+def wait_exit(pid: int) -> int:
+    """Exit code of a child (the init, reparented to us in `run`), 128+N for a signal."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        except InterruptedError:
+            continue
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)

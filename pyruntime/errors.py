@@ -1,0 +1,20 @@
+"""The exceptions that end a command with one clear line on stderr (and in --log) and exit 1."""
+
+
+class RuntimeFailure(Exception):
+    """A user-facing failure: its message is the whole explanation, no traceback is shown."""
+
+
+class ConfigError(RuntimeFailure):
+    """config.json (or a process.json) is not acceptable; the message names the file and JSON path."""
+
+    def __init__(self, file: str, path: str, cause: str) -> None:
+        super().__init__(f"{file}: {path}: {cause}" if path else f"{file}: {cause}")
+        self.file, self.path, self.cause = file, path, cause
+
+
+class NotFound(RuntimeFailure):
+    """The container ID does not exist (podman matches the words "does not exist")."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id!r} does not exist")

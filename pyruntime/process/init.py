@@ -1,0 +1,269 @@
+"""The container's init: the whole setup sequence, in order, in one function (run).
+
+It runs in the process forked inside the new namespaces, as root, with every module it will ever
+use already imported. After pivot_root it refuses imports (an import would read files from the
+container's rootfs). It ends by executing the init stub from a sealed memfd, which waits for
+`start` and then executes the user's program.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import stat
+import sys
+from typing import TYPE_CHECKING, Any
+
+import prctl
+
+from .. import hooks, native
+from .._native import lib
+from ..errors import RuntimeFailure
+from ..rootfs import devices, mounts, paths, pivot, resolve
+from ..security import identity, rlimits
+
+from .channel import Channel
+
+if TYPE_CHECKING:
+    from .spawn import InitPlan
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the forked init
+    try:
+        # Our own fds go above the range the user's fds will occupy (stdio, preserved, start socket).
+        high = 4 + plan.preserve_fds
+        chan = Channel(socket.socket(fileno=_move_high(chan.sock.detach(), high)))
+        plan.stub_fd = _move_high(plan.stub_fd, high)
+        if plan.listen_fd >= 0:
+            plan.listen_fd = _move_high(plan.listen_fd, high)
+        if plan.console_fd >= 0:
+            plan.console_fd = _move_high(plan.console_fd, high)
+        _setup(plan, chan)
+    except BaseException as e:  # noqa: BLE001
+        try:
+            chan.send(error=describe(e))
+        finally:
+            os._exit(1)
+
+
+def _setup(plan: InitPlan, chan: Channel) -> None:
+    config, linux = plan.config, plan.config.get("linux") or {}
+    process = config["process"]
+    hooks_cfg = config.get("hooks") or {}
+    new_mountns = "mount" in plan.namespaces and not plan.namespaces["mount"]
+    userns = "user" in plan.namespaces
+    prctl.set_dumpable(False)  # host Python runs in the container's namespaces: no ptrace, no /proc peeking
+    prctl.set_pdeathsig(0)
+    os.umask(0)
+    os.setsid()
+
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+
+    # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
+    root_fd = -1
+    if new_mountns:
+        prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
+        pivot.make_rootfs_mount(plan.rootfs, prop if prop & lib.MS_REC else prop | lib.MS_REC)
+        root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        new_cgroupns = "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]
+        for i, entry in enumerate(config.get("mounts") or []):
+            m = mounts.parse(entry, i, plan.bundle, plan.config_file)
+            if m.type == "cgroup":
+                mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
+            else:
+                mounts.mount_into(root_fd, m, linux.get("mountLabel"))
+        if devices.needs_dev_setup(config):
+            devices.create_devices(root_fd, config, userns)
+
+    if "uts" in plan.namespaces:
+        if config.get("hostname"):
+            socket.sethostname(config["hostname"])
+        if config.get("domainname"):
+            native.setdomainname(config["domainname"])
+    if root_fd >= 0:
+        _write_sysctls(root_fd, linux.get("sysctl") or {})
+
+    # -- hooks: prestart/createRuntime in the runtime (it answers), then createContainer here -----
+    if hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime"):
+        chan.send(hooks=True)
+        if not (chan.recv() or {}).get("ok"):
+            os._exit(1)
+    if hooks_cfg.get("createContainer"):
+        hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
+
+    if root_fd >= 0:
+        for p in linux.get("maskedPaths") or []:
+            paths.mask(root_fd, p)
+        for p in linux.get("readonlyPaths") or []:
+            paths.make_readonly(root_fd, p)
+        os.close(root_fd)
+        if plan.no_pivot:
+            pivot.move_root(plan.rootfs)
+        else:
+            pivot.pivot(plan.rootfs)
+        if (config.get("root") or {}).get("readonly"):
+            pivot.remount_root_readonly()
+    block_imports()
+
+    # -- the process ----------------------------------------------------------------------------
+    if not plan.no_new_keyring:
+        try:
+            native.join_session_keyring(None)
+        except OSError:
+            pass  # keyrings disabled or not permitted (runc ignores this too)
+    rlimits.apply(process.get("rlimits"))
+    env = _environment(process, plan)
+    user = process.get("user") or {}
+    _chdir(process["cwd"])
+    identity.switch_user(user, plan.cap_sets, setgroups_allowed=not userns or _setgroups_allowed())
+    _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
+    if os.getcwd().startswith("(unreachable)"):  # a cwd outside the rootfs (CVE-2024-21626)
+        raise RuntimeFailure(f"process.cwd {process['cwd']!r} is outside the container")
+    path = find_executable(process["args"][0], env)
+    if process.get("noNewPrivileges"):
+        prctl.set_no_new_privs(1)
+    os.umask(user.get("umask", 0o022))
+    listen_fd = _arrange_fds(plan)
+    if plan.seccomp is not None:
+        from ..security import seccomp
+
+        seccomp.load(plan.seccomp, plan)
+    chan.send(ready=True)
+    argv = ["pyruntime-init", str(listen_fd), path, *process["args"]]
+    os.execve(plan.stub_fd, argv, env)
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, RuntimeFailure):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        return f"{e.strerror or e}{where}".lower() if not e.strerror else f"{e.strerror}{where}"
+    return f"{type(e).__name__}: {e}"
+
+
+def _hook_state(plan: InitPlan, status: str) -> dict[str, Any]:
+    state = {"ociVersion": "1.3.0", "id": plan.container_id, "status": status, "pid": os.getpid(),
+             "bundle": plan.bundle}
+    if plan.config.get("annotations"):
+        state["annotations"] = plan.config["annotations"]
+    return state
+
+
+def _write_sysctls(root_fd: int, sysctls: dict[str, str]) -> None:
+    for key, value in sysctls.items():
+        rel = "proc/sys/" + key.replace(".", "/")
+        try:
+            fd = native.openat2(root_fd, rel, os.O_WRONLY | os.O_TRUNC,
+                                lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_SYMLINKS | lib.RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            raise RuntimeFailure(f"sysctl {key}: {e.strerror.lower()}") from None
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise RuntimeFailure(f"sysctl {key}={value}: {e.strerror.lower()}") from None
+        finally:
+            os.close(fd)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _environment(process: dict[str, Any], plan: InitPlan) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in process.get("env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.update(plan.extra_env)
+    if "HOME" not in env:
+        env["HOME"] = "/"
+    return env
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except PermissionError:
+        pass  # tried again after the user change
+    except OSError as e:
+        raise RuntimeFailure(f"process.cwd {cwd!r}: {e.strerror.lower()}") from None
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """runc's lookup, with the messages podman classifies into exit codes 126/127."""
+    if "/" in name:
+        return _check_executable(name, name)
+    for d in (env.get("PATH") or DEFAULT_PATH).split(":"):
+        candidate = os.path.join(d or ".", name)
+        try:
+            return _check_executable(name, candidate)
+        except RuntimeFailure:
+            continue
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(name: str, path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise RuntimeFailure(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
+    if stat.S_ISDIR(st.st_mode):
+        raise RuntimeFailure(f'exec: "{name}": {path} is a directory: permission denied')
+    if not os.access(path, os.X_OK):
+        raise RuntimeFailure(f'exec: "{name}": {path}: permission denied')
+    return path
+
+
+def _move_high(fd: int, low: int) -> int:
+    """Renumber fd to the lowest free number >= low (close-on-exec)."""
+    if fd >= low:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low)
+    os.close(fd)
+    return new
+
+
+def _arrange_fds(plan: InitPlan) -> int:
+    """Keep stdio, LISTEN_FDS/--preserve-fds (3..3+n-1) and the start socket (next number); every other
+    fd is closed on exec, so nothing of the runtime's reaches the container."""
+    keep = 3 + plan.preserve_fds
+    listen_fd = -1
+    if plan.listen_fd >= 0:
+        listen_fd = keep
+        if plan.listen_fd != listen_fd:
+            os.dup2(plan.listen_fd, listen_fd, inheritable=True)
+        else:
+            os.set_inheritable(listen_fd, True)
+        keep += 1
+    for fd in range(3, 3 + plan.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    native.close_range_cloexec(keep)
+    return listen_fd
+
+
+class _ImportBarrier:
+    """A meta path finder that refuses every import: after pivot_root, any file an import would read
+    is one the container controls."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        raise ImportError(f"pyruntime: import of {name!r} refused inside the container")
+
+
+def block_imports() -> None:
+    sys.meta_path.insert(0, _ImportBarrier())
+    sys.path_importer_cache.clear()
+    sys.path[:] = []

@@ -1,0 +1,158 @@
+"""Parent side of create: fork the intermediate that makes the namespaces, which forks the init.
+
+runtime (create) --fork--> intermediate: joins the cgroup, joins/unshares namespaces --fork--> init
+The intermediate exits at once, so the init (PID 1 of a new pid namespace) is reparented to the
+nearest subreaper (conmon, or `run` itself) or to the host's init: never left a child of a
+`create` that has exited. Everything both children run is imported before the first fork.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import cgroups, hooks, native
+from .._native import lib
+from ..errors import RuntimeFailure
+from . import init as init_mod
+from .channel import Channel
+
+CLONE_FLAGS = {"pid": lib.CLONE_NEWPID, "network": lib.CLONE_NEWNET, "mount": lib.CLONE_NEWNS,
+               "ipc": lib.CLONE_NEWIPC, "uts": lib.CLONE_NEWUTS, "user": lib.CLONE_NEWUSER,
+               "cgroup": lib.CLONE_NEWCGROUP, "time": lib.CLONE_NEWTIME}
+PROC_NS_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "user": "user",
+                 "cgroup": "cgroup", "time": "time"}
+# setns order: user first (it grants rights in the others), mount last (it changes path lookup).
+JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
+
+
+@dataclass
+class InitPlan:
+    """Everything the init needs, computed by the runtime before it forks."""
+
+    container_id: str
+    config: dict[str, Any]
+    config_file: str
+    bundle: str
+    rootfs: str
+    namespaces: dict[str, str | None]
+    cgroup_paths: dict[str, str]
+    cap_sets: dict[str, set[int]] | None
+    stub_fd: int
+    listen_fd: int  # -1: exec at once (the init waited itself)
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    console_fd: int = -1
+    seccomp: Any = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
+    """Start the container's init and wait until it is set up and waiting; return its pid."""
+    parent, child = Channel.pair()
+    pid1 = os.fork()
+    if pid1 == 0:  # pragma: no cover - runs in the child
+        parent.close()
+        _intermediate(plan, child)
+    child.close()
+    init_pid = 0
+    try:
+        while True:
+            msg = parent.recv()
+            if msg is None:
+                break
+            if "error" in msg:
+                raise RuntimeFailure(msg["error"])
+            if "pid" in msg:
+                init_pid = msg["pid"]
+            elif "userns" in msg:
+                from ..namespaces import write_id_maps
+
+                write_id_maps(msg["userns"], plan.config)
+                parent.send(ok=True)
+            elif "hooks" in msg:
+                state = dict(state_for_hooks, pid=init_pid, status="creating")
+                hooks_cfg = plan.config.get("hooks") or {}
+                hooks.run_all("prestart", hooks_cfg.get("prestart"), state)
+                hooks.run_all("createRuntime", hooks_cfg.get("createRuntime"), state)
+                parent.send(ok=True)
+            elif "ready" in msg:
+                pass
+        if not init_pid:
+            raise RuntimeFailure("container init exited before it was set up")
+        return init_pid
+    except BaseException:
+        if init_pid:
+            _kill(init_pid)
+        raise
+    finally:
+        os.waitpid(pid1, 0)
+        parent.close()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
+    try:
+        if plan.cgroup_paths:
+            cgroups.join(plan.cgroup_paths)
+        joined = {t: p for t, p in plan.namespaces.items() if p}
+        new = [t for t, p in plan.namespaces.items() if not p]
+        for ns_type in JOIN_ORDER:
+            if ns_type in joined:
+                _join(ns_type, joined[ns_type])
+        if "user" in new:
+            native.unshare(lib.CLONE_NEWUSER)
+            chan.send(userns=os.getpid())
+            if not (chan.recv() or {}).get("ok"):
+                os._exit(1)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = 0
+        for ns_type in new:
+            if ns_type != "user":
+                flags |= CLONE_FLAGS[ns_type]
+        if flags:
+            native.unshare(flags)
+        if "time" in new:
+            _write_time_offsets(plan.config)
+        if "network" in new:
+            native.loopback_up()
+        pid = os.fork()
+        if pid == 0:
+            init_mod.run(plan, chan)  # never returns
+        chan.send(pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - everything becomes one message to the runtime
+        try:
+            chan.send(error=init_mod.describe(e))
+        finally:
+            os._exit(1)
+
+
+def _join(ns_type: str, path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot open {ns_type} namespace {path}: {e.strerror.lower()}") from None
+    try:
+        native.setns(fd, CLONE_FLAGS[ns_type])
+    except OSError as e:
+        raise RuntimeFailure(f"cannot join {ns_type} namespace {path}: {e.strerror.lower()}") from None
+    finally:
+        os.close(fd)
+
+
+def _write_time_offsets(config: dict[str, Any]) -> None:
+    offsets = (config.get("linux") or {}).get("timeOffsets") or {}
+    lines = [f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}" for clock, o in offsets.items()]
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("\n".join(lines) + "\n")

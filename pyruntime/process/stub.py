@@ -1,0 +1,25 @@
+"""The init stub (csrc/initstub.c) as a sealed, executable memfd.
+
+Executing it from a memfd means the process that runs inside the container never has a host file
+as /proc/self/exe, so the container cannot reopen the runtime's binary (or the host's Python) for
+writing; the seals make the memfd itself immutable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+STUB_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_initstub")
+_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+def sealed_memfd() -> int:
+    with open(STUB_PATH, "rb") as f:
+        code = f.read()
+    fd = os.memfd_create("pyruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(code)
+    while view:
+        view = view[os.write(fd, view):]
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    return fd

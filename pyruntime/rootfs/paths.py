@@ -1,0 +1,41 @@
+"""linux.maskedPaths and linux.readonlyPaths, applied through fds resolved inside the rootfs."""
+
+from __future__ import annotations
+
+import os
+
+from .. import native
+from .._native import lib
+from . import resolve
+from .mounts import remount_bind
+
+
+def mask(root_fd: int, path: str) -> None:
+    """Hide path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+    try:
+        fd = resolve.open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        if resolve.is_dir(fd):
+            native.mount("tmpfs", resolve.fd_path(fd), "tmpfs", lib.MS_RDONLY, None)
+        else:
+            native.mount("/dev/null", resolve.fd_path(fd), None, lib.MS_BIND)
+    finally:
+        os.close(fd)
+
+
+def make_readonly(root_fd: int, path: str) -> None:
+    try:
+        fd = resolve.open_in_root(root_fd, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        native.mount(resolve.fd_path(fd), resolve.fd_path(fd), None, lib.MS_BIND | lib.MS_REC)
+    finally:
+        os.close(fd)
+    top = resolve.open_in_root(root_fd, path)
+    try:
+        remount_bind(resolve.fd_path(top), lib.MS_RDONLY | lib.MS_NOSUID | lib.MS_NODEV | lib.MS_NOEXEC)
+    finally:
+        os.close(top)

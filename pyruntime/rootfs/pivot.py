@@ -1,0 +1,46 @@
+"""Switching the process's root to the prepared rootfs: pivot_root, or MS_MOVE + chroot (--no-pivot)."""
+
+from __future__ import annotations
+
+import os
+
+from .. import native
+from .._native import lib
+from .mounts import remount_bind
+
+
+def make_rootfs_mount(rootfs: str, propagation: int) -> None:
+    """Set the propagation of our copy of the host's mounts (default rslave, so nothing we mount
+    reaches the host), make the rootfs its own mount, and its parent private (pivot_root needs it)."""
+    native.mount(None, "/", None, propagation)
+    native.mount(rootfs, rootfs, None, lib.MS_BIND | lib.MS_REC)
+    parent = os.path.dirname(rootfs)
+    while True:  # the mount that holds rootfs's parent: walk up until mount(MS_PRIVATE) succeeds
+        try:
+            native.mount(None, parent, None, lib.MS_PRIVATE)
+            return
+        except OSError:
+            if parent == "/":
+                raise
+            parent = os.path.dirname(parent)
+
+
+def pivot(rootfs: str) -> None:
+    """pivot_root(".", ".") then detach the old root: no directory is needed for it."""
+    os.chdir(rootfs)
+    native.pivot_root(".", ".")
+    native.mount(None, ".", None, lib.MS_SLAVE | lib.MS_REC)  # unmounting must not propagate to the host
+    native.umount2(".", lib.MNT_DETACH)
+    os.chdir("/")
+
+
+def move_root(rootfs: str) -> None:
+    """--no-pivot: for a rootfs on ramfs, where pivot_root is impossible."""
+    os.chdir(rootfs)
+    native.mount(rootfs, "/", None, lib.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def remount_root_readonly() -> None:
+    remount_bind("/", lib.MS_RDONLY)

@@ -1,0 +1,76 @@
+"""`run`: create + start, then (in the foreground) forward signals, wait, delete, exit with the code."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+import prctl
+
+from . import container, state
+from .errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from .cli import Globals
+
+_FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
+                                                      signal.SIGURG, signal.SIGWINCH)]
+
+
+def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bool, keep: bool) -> int:
+    if not detach:
+        # The init is reparented to us when the intermediate exits, so we can wait for it.
+        prctl.set_child_subreaper(True)
+    terminal_proxy = None
+    if not detach and opts.console_socket is None and _wants_terminal(opts.bundle):
+        from . import console
+
+        terminal_proxy = console.ForegroundTerminal()
+        opts.console_socket = terminal_proxy.socket_path
+    c = container.create(g.root, container_id, opts)
+    try:
+        if terminal_proxy:
+            terminal_proxy.receive_master()
+        container.start(c)
+    except BaseException:
+        container.delete(c, force=True)
+        raise
+    finally:
+        c.close()
+    if detach:
+        return 0
+    pid = c.pid
+    for s in _FORWARDED:
+        try:
+            signal.signal(s, lambda signum, _frame: _forward(pid, signum))
+        except (OSError, ValueError):
+            pass
+    try:
+        code = terminal_proxy.proxy_until_exit(pid) if terminal_proxy else container.wait_exit(pid)
+    finally:
+        if terminal_proxy:
+            terminal_proxy.close()
+    if not keep:
+        try:
+            container.delete(state.load(g.root, container_id), force=True)
+        except RuntimeFailure:
+            pass
+    return code
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wants_terminal(bundle: str) -> bool:
+    from . import spec
+
+    try:
+        config = spec.load_json(os.path.join(bundle, "config.json"))
+        return bool(config.get("process", {}).get("terminal"))
+    except Exception:  # noqa: BLE001 - create reports config errors properly
+        return False

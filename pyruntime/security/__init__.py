@@ -1,0 +1,1 @@
+"""Confining the container's process: capabilities, seccomp, rlimits, no_new_privs, LSM labels."""

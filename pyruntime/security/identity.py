@@ -1,0 +1,29 @@
+"""process.user and capabilities: the change from the runtime's root to the container's user."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import prctl
+
+from ..errors import RuntimeFailure
+from . import caps
+
+
+def switch_user(user: dict[str, Any], cap_sets: dict[str, set[int]] | None, setgroups_allowed: bool) -> None:
+    """Drop the bounding set, change uid/gid/groups keeping capabilities, then set the other four sets."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if cap_sets is not None:
+        caps.drop_bounding(cap_sets)
+    prctl.set_keepcaps(True)
+    try:
+        if setgroups_allowed:
+            os.setgroups(user.get("additionalGids") or [])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot change to uid {uid} gid {gid}: {e.strerror.lower()}") from None
+    if cap_sets is not None:
+        caps.apply(cap_sets)
+    prctl.set_keepcaps(False)

@@ -1,0 +1,172 @@
+"""config.json: loading, validation with JSON paths, and the default spec written by `pyruntime spec`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from . import schema
+from .errors import ConfigError
+
+NAMESPACE_FLAGS = {  # spec namespace type -> /proc/<pid>/ns/ name
+    "pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+    "user": "user", "cgroup": "cgroup", "time": "time",
+}
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+           "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+           "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK")
+PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+_VERSION = re.compile(r"^1\.([0-3])\.\d+(-[0-9A-Za-z.+-]*)?$")
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+
+def load_json(path: str, what: str = "config.json") -> Any:
+    """Read and parse a JSON file, turning every failure into one ConfigError line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(path, "", f"{what} not found: no such file or directory") from None
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot read {what}: {e.strerror.lower()}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(path, "", f"{what} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", f"invalid UTF-8 at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(path, "", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise ConfigError(path, "", "JSON is nested too deeply") from None
+
+
+def load_config(bundle: str) -> dict[str, Any]:
+    """Load <bundle>/config.json and check everything create relies on."""
+    file = os.path.join(bundle, "config.json")
+    config = load_json(file)
+    check_config(config, file)
+    return config
+
+
+def check_config(config: Any, file: str) -> None:
+    schema.validate(config, schema.CONFIG, file)
+    version = config["ociVersion"]
+    if not _VERSION.match(version):
+        raise ConfigError(file, "ociVersion", f"unsupported version {version!r} (1.0.0 to 1.3.x accepted)")
+    if "root" not in config:
+        raise ConfigError(file, "root", "required field is missing")
+    if "process" not in config:
+        raise ConfigError(file, "process", "required field is missing")
+    check_process(config["process"], file, "process")
+    linux = config.get("linux") or {}
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.get("namespaces") or []):
+        if ns["type"] not in NAMESPACE_FLAGS:
+            raise ConfigError(file, f"linux.namespaces[{i}].type", f"unknown namespace type {ns['type']!r}")
+        if ns["type"] in seen:
+            raise ConfigError(file, f"linux.namespaces[{i}].type", f"namespace {ns['type']!r} given twice")
+        seen.add(ns["type"])
+        if ns.get("path") and not os.path.isabs(ns["path"]):
+            raise ConfigError(file, f"linux.namespaces[{i}].path", "must be an absolute path")
+    if linux.get("timeOffsets") and "time" not in seen:
+        raise ConfigError(file, "linux.timeOffsets", "requires a new time namespace")
+    prop = linux.get("rootfsPropagation")
+    if prop and prop not in PROPAGATIONS:
+        raise ConfigError(file, "linux.rootfsPropagation", f"unknown propagation {prop!r}")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(linux.get(key) or []):
+            if not p.startswith("/"):
+                raise ConfigError(file, f"linux.{key}[{i}]", "must be an absolute path")
+    for i, dev in enumerate(linux.get("devices") or []):
+        if dev["type"] not in ("c", "b", "u", "p"):
+            raise ConfigError(file, f"linux.devices[{i}].type", f"unknown device type {dev['type']!r}")
+        if not dev["path"].startswith("/dev/"):
+            raise ConfigError(file, f"linux.devices[{i}].path", "must be under /dev/")
+        if dev["type"] != "p" and ("major" not in dev or "minor" not in dev):
+            raise ConfigError(file, f"linux.devices[{i}]", "major and minor are required for this type")
+    for kind, hooks in (config.get("hooks") or {}).items():
+        for i, hook in enumerate(hooks or []):
+            if not os.path.isabs(hook["path"]):
+                raise ConfigError(file, f"hooks.{kind}[{i}].path", "must be an absolute path")
+
+
+def check_process(process: dict[str, Any], file: str, path: str) -> None:
+    """Checks shared by config.json's process and exec's --process file."""
+    if not process.get("args") and not process.get("commandLine"):
+        raise ConfigError(file, f"{path}.args", "must contain at least the program to run")
+    if not process["cwd"].startswith("/"):
+        raise ConfigError(file, f"{path}.cwd", "must be an absolute path")
+    for i, item in enumerate(process.get("env") or []):
+        if "=" not in item:
+            raise ConfigError(file, f"{path}.env[{i}]", "must be of the form KEY=value")
+    for i, rl in enumerate(process.get("rlimits") or []):
+        if rl["type"] not in RLIMITS:
+            raise ConfigError(file, f"{path}.rlimits[{i}].type", f"unknown rlimit {rl['type']!r}")
+        if rl["soft"] > rl["hard"]:
+            raise ConfigError(file, f"{path}.rlimits[{i}]", "soft limit is above the hard limit")
+
+
+def namespaces(config: dict[str, Any]) -> dict[str, str | None]:
+    """{type: path or None} for the namespaces config.json asks for."""
+    return {ns["type"]: ns.get("path") or None for ns in (config.get("linux") or {}).get("namespaces") or []}
+
+
+DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def default_spec(rootless: bool = False) -> dict[str, Any]:
+    """The config.json `pyruntime spec` writes: runc's default, runnable with a busybox rootfs."""
+    spec: dict[str, Any] = {
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": True,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {k: list(DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "pyruntime",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                            "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+    if rootless:
+        uid, gid = os.getuid(), os.getgid()
+        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+        spec["linux"].pop("resources")
+        spec["mounts"] = [m for m in spec["mounts"] if m["type"] not in ("sysfs", "cgroup")] + [
+            {"destination": "/sys", "type": "none", "source": "/sys",
+             "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}]
+        for m in spec["mounts"]:
+            if m["type"] == "devpts":
+                m["options"].remove("gid=5")
+    return spec

@@ -1,0 +1,189 @@
+"""Per-container state under --root: <root>/<id>/state.json, a flock on the directory, atomic writes.
+
+A container's status is derived, never stored: the init's pid plus its start time (so a recycled
+pid is not mistaken for it), whether it still waits for `start` (start.sock exists), and the
+freezer. A state dir without a readable state.json is a half-made container: it reads "stopped"
+and `delete --force` cleans it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import SPEC_VERSION
+from .errors import NotFound, RuntimeFailure
+
+_ID = re.compile(r"^[A-Za-z0-9_+.-]{1,255}$")
+STATE_FILE = "state.json"
+START_SOCKET = "start.sock"
+
+
+def check_id(container_id: str) -> None:
+    if not _ID.match(container_id) or container_id in (".", ".."):
+        raise RuntimeFailure(f"invalid container ID {container_id!r}: use 1-255 of A-Z a-z 0-9 _ + . -")
+
+
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/run/pyruntime"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(xdg, "pyruntime") if xdg else f"/tmp/pyruntime-{os.geteuid()}"
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+@dataclass
+class Container:
+    """What is recorded about one container (state.json) plus the open, locked state directory."""
+
+    id: str
+    root: str
+    bundle: str = ""
+    pid: int = 0
+    start_time: int = 0
+    created: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    owner: str = "root"
+    dir_fd: int = -1
+    complete: bool = True  # False: state.json missing or unreadable (a create that was killed)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.id)
+
+    # -- status ---------------------------------------------------------------------------------
+    def init_alive(self) -> bool:
+        if self.pid <= 0:
+            return False
+        st = proc_stat(self.pid)
+        return st is not None and st[1] == self.start_time and st[0] not in ("Z", "X")
+
+    def status(self) -> str:
+        if not self.init_alive():
+            return "stopped"
+        if os.path.exists(os.path.join(self.path, START_SOCKET)):
+            return "created"
+        from .cgroups import is_paused  # cheap: reads one freezer file
+
+        if self.cgroup_paths and is_paused(self.cgroup_paths):
+            return "paused"
+        return "running"
+
+    def oci_state(self) -> dict[str, Any]:
+        status = self.status()
+        state: dict[str, Any] = {"ociVersion": SPEC_VERSION, "id": self.id, "status": status,
+                                 "pid": self.pid if status != "stopped" else 0, "bundle": self.bundle}
+        if self.annotations:
+            state["annotations"] = self.annotations
+        return state
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self) -> None:
+        data = {"id": self.id, "bundle": self.bundle, "pid": self.pid, "start_time": self.start_time,
+                "created": self.created, "annotations": self.annotations, "owner": self.owner,
+                "cgroup_paths": self.cgroup_paths, "config": self.config}
+        tmp = f".{STATE_FILE}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+        try:
+            os.write(fd, json.dumps(data, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def close(self) -> None:
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+    def remove(self) -> None:
+        """Remove the state directory (its lock goes with the last fd)."""
+        for name in os.listdir(self.dir_fd):
+            try:
+                os.unlink(name, dir_fd=self.dir_fd)
+            except IsADirectoryError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+        self.close()
+
+
+def _ensure_root(root: str) -> None:
+    try:
+        os.makedirs(root, mode=0o711, exist_ok=True)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot create state root {root}: {e.strerror.lower()}") from None
+
+
+def create(root: str, container_id: str) -> Container:
+    """Make and lock the state dir of a new container; a taken ID fails with "already exists"."""
+    check_id(container_id)
+    _ensure_root(root)
+    path = os.path.join(root, container_id)
+    try:
+        os.mkdir(path, 0o711)
+    except FileExistsError:
+        raise RuntimeFailure(f"container {container_id!r} already exists") from None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    owner = "root" if os.geteuid() == 0 else str(os.geteuid())
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+    return Container(id=container_id, root=root, dir_fd=fd, created=created, owner=owner)
+
+
+def load(root: str, container_id: str, lock: bool = True, shared: bool = False) -> Container:
+    """Open a container's state; lock it (exclusively unless shared) for the rest of the command."""
+    check_id(container_id)
+    path = os.path.join(root, container_id)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(container_id) from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot open state of {container_id!r}: {e.strerror.lower()}") from None
+    if lock:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink == 0:  # deleted while we waited for the lock
+            os.close(fd)
+            raise NotFound(container_id)
+    return _read(root, container_id, fd)
+
+
+def _read(root: str, container_id: str, fd: int) -> Container:
+    c = Container(id=container_id, root=root, dir_fd=fd)
+    try:
+        sfd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+        with open(sfd, "rb") as f:
+            data = json.loads(f.read())
+        c.bundle, c.pid, c.start_time = data["bundle"], data["pid"], data["start_time"]
+        c.created, c.annotations = data["created"], data.get("annotations") or {}
+        c.cgroup_paths, c.config = data.get("cgroup_paths") or {}, data.get("config") or {}
+        c.owner = data.get("owner", "root")
+    except (OSError, ValueError, KeyError, TypeError):
+        c.complete = False
+    return c
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root) if _ID.match(n) and n not in (".", ".."))
+    except FileNotFoundError:
+        return []
