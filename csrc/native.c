@@ -1,5 +1,4 @@
 /* Thin syscall wrappers for pyruntime (see native.h). errno is read by Python through ffi.errno. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>

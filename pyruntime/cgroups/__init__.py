@@ -177,7 +177,7 @@ def _freezer(paths: dict[str, str]) -> tuple[str, str] | None:
     for mount_point, path in paths.items():
         if mount_point.endswith("/freezer"):
             return "v1", path
-    for mount_point, path in paths.items():
+    for path in paths.values():
         if os.path.exists(f"{path}/cgroup.freeze"):
             return "v2", path
     return None

@@ -20,9 +20,8 @@ import prctl
 from .. import hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
-from ..rootfs import devices, mounts, paths, pivot, resolve
+from ..rootfs import devices, mounts, paths, pivot
 from ..security import identity, rlimits
-
 from .channel import Channel
 
 if TYPE_CHECKING:

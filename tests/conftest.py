@@ -1,0 +1,174 @@
+"""Shared fixtures: the runtime under test, a private --root, a private cgroup parent, bundles.
+
+Every fixture cleans up after itself and fails the test if the test left a container behind.
+The runtime binary is chosen by PYRUNTIME_BIN (default: the project's venv), so the same tests can
+run against runc for comparison.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
+RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
+CGROUP_BASE = "/sys/fs/cgroup"
+
+
+def base_config(args: list[str], cgroups_path: str) -> dict[str, Any]:
+    """A small config.json for the shared busybox rootfs (read-only: tests never write to it)."""
+    return {
+        "ociVersion": "1.3.0",
+        "process": {
+            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]
+                             for k in ("bounding", "effective", "permitted")},
+            "noNewPrivileges": True,
+        },
+        "root": {"path": str(ROOTFS), "readonly": True},
+        "hostname": "testbox",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "cgroupsPath": cgroups_path,
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+
+
+class Runtime:
+    """Calls the runtime binary with a private --root."""
+
+    def __init__(self, binary: str, root: str) -> None:
+        self.binary, self.root = binary, root
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess:
+        """Run a command; stdout/stderr are captured through files, not pipes, because a created
+        container inherits them and would hold a pipe open long after the runtime exits."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kw.setdefault("stdin", subprocess.DEVNULL)
+            kw.setdefault("stdout", out)
+            kw.setdefault("stderr", err)
+            proc = subprocess.run(self.argv(*args), timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+        return proc
+
+    def state(self, cid: str) -> dict[str, Any]:
+        return json.loads(self("state", cid).stdout)
+
+    def ids(self) -> list[str]:
+        return sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []
+
+
+@pytest.fixture
+def state_root() -> Iterator[str]:
+    root = tempfile.mkdtemp(prefix="prt-", dir="/run")
+    yield root
+    left = sorted(os.listdir(root))
+    for cid in left:
+        subprocess.run([RUNTIME, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+    shutil.rmtree(root, ignore_errors=True)
+    assert not left, f"test left containers behind: {left}"
+
+
+@pytest.fixture
+def rt(state_root: str) -> Runtime:
+    return Runtime(RUNTIME, state_root)
+
+
+def cgroup_dirs(rel: str) -> list[Path]:
+    """Every directory of the cgroup rel in every hierarchy, deepest first."""
+    found: list[Path] = []
+    for hierarchy in Path(CGROUP_BASE).iterdir():
+        top = hierarchy / rel.lstrip("/")
+        if top.is_dir():
+            found += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            found.append(top)
+    return found
+
+
+def _kill_cgroup(d: Path) -> None:
+    try:
+        for pid in (d / "cgroup.procs").read_text().split():
+            os.kill(int(pid), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+@pytest.fixture
+def cgroup_parent() -> Iterator[str]:
+    """A private parent cgroup (absolute, outside the machine's own groups), removed afterwards."""
+    rel = f"/pyruntime-test-{uuid.uuid4().hex[:12]}"
+    yield rel
+    leftovers = [d for d in cgroup_dirs(rel) if d.name != rel.lstrip("/")]
+    for d in cgroup_dirs(rel):
+        _kill_cgroup(d)
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    remaining = cgroup_dirs(rel)
+    assert not remaining, f"cannot remove test cgroups: {remaining}"
+    assert not leftovers, f"test left cgroups behind: {leftovers}"
+
+
+BundleMaker = Callable[..., Path]
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path, cgroup_parent: str) -> BundleMaker:
+    """make_bundle(args, edit=None, name=None) -> bundle dir with config.json for the busybox rootfs."""
+    counter = iter(range(1_000_000))
+
+    def make(args: list[str] | None = None, edit: Callable[[dict[str, Any]], None] | None = None,
+             name: str | None = None) -> Path:
+        name = name or f"b{next(counter)}"
+        bundle = tmp_path / name
+        bundle.mkdir()
+        config = base_config(args or ["true"], f"{cgroup_parent}/{name}")
+        if edit:
+            edit(config)
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle
+
+    return make
+
+
+@pytest.fixture
+def cid() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def deep_copy(obj: Any) -> Any:
+    return copy.deepcopy(obj)
