@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import prctl
 
-from .. import hooks, native
+from .. import console, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..rootfs import devices, mounts, paths, pivot
@@ -94,6 +94,11 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             os._exit(1)
     if hooks_cfg.get("createContainer"):
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
+    if plan.console_fd >= 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
+        pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        console.attach_pty(pty_root, plan.console_fd, process)
+        if pty_root != root_fd:
+            os.close(pty_root)
 
     if root_fd >= 0:
         for p in linux.get("maskedPaths") or []:
