@@ -11,15 +11,8 @@ from typing import Any
 
 from . import cgroups, hooks, log, spec, state
 from .errors import ConfigError, RuntimeFailure
+from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
 from .state import Container
-
-# Test-only fault injection (issue 8): PYRUNTIME_TEST_DIE_AT=<step> kills the runtime at that step.
-_DIE_AT = os.environ.get("PYRUNTIME_TEST_DIE_AT")
-
-
-def _checkpoint(step: str) -> None:
-    if _DIE_AT == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -91,13 +84,14 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
             listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
-            extra_env=extra_env)
+            extra_env=extra_env, lock_fd=c.dir_fd)
         pid = spawn_mod.spawn(plan, _hook_base_state(c))
         c.pid = pid
         stat = state.proc_stat(pid)
         c.start_time = stat[1] if stat else 0
         _checkpoint("create:spawned")
         c.save()
+        _checkpoint("create:done")
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         return c
@@ -154,17 +148,22 @@ def start(c: Container) -> None:
         raise RuntimeFailure(f"cannot start a container that is {status} (it must be created)")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        _checkpoint("start:before-connect")
         sock.connect(f"/proc/self/fd/{c.dir_fd}/{state.START_SOCKET}")
+        _checkpoint("start:connected")
+        # Once connected, the stub goes on even if we die: the socket must go at once (a container
+        # whose start.sock outlives the stub's exec would otherwise read "created").
+        try:
+            os.unlink(state.START_SOCKET, dir_fd=c.dir_fd)
+        except FileNotFoundError:
+            pass
         sock.settimeout(30)
         acked = sock.recv(1)
     except OSError as e:
         raise RuntimeFailure(f"cannot start container {c.id}: {e.strerror or e}") from None
     finally:
         sock.close()
-    try:
-        os.unlink(state.START_SOCKET, dir_fd=c.dir_fd)
-    except FileNotFoundError:
-        pass
+    _checkpoint("start:acked")
     if acked != b"s":
         raise RuntimeFailure(f"container {c.id} init exited before it could start")
     try:
@@ -216,6 +215,7 @@ def delete(c: Container, force: bool = False) -> None:
     status = c.status() if c.complete else "stopped"
     if status in ("running", "paused") and not force:
         raise RuntimeFailure(f"cannot delete container {c.id} that is not stopped: {status}")
+    _checkpoint("delete:loaded")
     _destroy(c)
     try:
         hooks.run_all("poststop", (c.config.get("hooks") or {}).get("poststop"),
@@ -243,8 +243,10 @@ def _destroy(c: Container) -> None:
             pass
         finally:
             os.close(pidfd)
+    _checkpoint("delete:killed")
     if c.cgroup_paths:
         cgroups.remove(c.cgroup_paths)
+    _checkpoint("delete:cgroup-removed")
     c.remove()
 
 

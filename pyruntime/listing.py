@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from . import state
-from .errors import NotFound
+from .errors import NotFound, RuntimeFailure
 
 
 def collect(root: str) -> list[dict[str, Any]]:
@@ -17,8 +17,10 @@ def collect(root: str) -> list[dict[str, Any]]:
             c = state.load(root, cid, lock=False)
         except NotFound:
             continue  # deleted while we listed
+        except RuntimeFailure:
+            continue  # unreadable (not ours to show); `state ID` reports why
         try:
-            status = c.status() if c.complete else "stopped"
+            status = c.status()  # a half-made container reads "creating" or "stopped", never fails
             out.append({"ociVersion": "1.3.0", "id": cid, "pid": c.pid if status != "stopped" else 0,
                         "status": status, "bundle": c.bundle, "rootfs": _rootfs(c), "created": c.created,
                         "annotations": c.annotations, "owner": c.owner})

@@ -2,8 +2,10 @@
 
 A container's status is derived, never stored: the init's pid plus its start time (so a recycled
 pid is not mistaken for it), whether it still waits for `start` (start.sock exists), and the
-freezer. A state dir without a readable state.json is a half-made container: it reads "stopped"
-and `delete --force` cleans it.
+freezer. A container without an init pid (state.json missing, unreadable, or pid 0) is half-made:
+it reads "creating" while a `create` still holds its lock, and "stopped" once that runtime has gone
+(killed, crashed); `delete` (with or without --force) then cleans it: the cgroup recorded before
+anything was forked holds whatever the dead runtime left running.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .errors import NotFound, RuntimeFailure
 _ID = re.compile(r"^[A-Za-z0-9_+.-]{1,255}$")
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
+STUB_EXE = "/memfd:pyruntime-init"  # /proc/<pid>/exe of the init stub (process/stub.py names the memfd)
 
 
 def check_id(container_id: str) -> None:
@@ -63,6 +66,7 @@ class Container:
     owner: str = "root"
     dir_fd: int = -1
     complete: bool = True  # False: state.json missing or unreadable (a create that was killed)
+    locked: bool = False  # this process holds the state dir's lock
 
     @property
     def path(self) -> str:
@@ -76,15 +80,25 @@ class Container:
         return st is not None and st[1] == self.start_time and st[0] not in ("Z", "X")
 
     def status(self) -> str:
+        if self.pid <= 0 and not self.locked and self.dir_fd >= 0 and _lock_busy(self.dir_fd):
+            return "creating"  # a create (or a delete) is working on it right now
         if not self.init_alive():
             return "stopped"
-        if os.path.exists(os.path.join(self.path, START_SOCKET)):
+        if os.path.exists(os.path.join(self.path, START_SOCKET)) and self._init_is_stub():
             return "created"
         from .cgroups import is_paused  # cheap: reads one freezer file
 
         if self.cgroup_paths and is_paused(self.cgroup_paths):
             return "paused"
         return "running"
+
+    def _init_is_stub(self) -> bool:
+        """Whether the init still is the stub waiting for `start` (a `start` killed right after the
+        stub accepted leaves start.sock behind while the user's program already runs)."""
+        try:
+            return os.readlink(f"/proc/{self.pid}/exe").startswith(STUB_EXE)
+        except OSError:
+            return True  # cannot tell (not permitted): start.sock is the answer
 
     def oci_state(self) -> dict[str, Any]:
         status = self.status()
@@ -126,6 +140,21 @@ class Container:
         self.close()
 
 
+def _lock_busy(dir_fd: int) -> bool:
+    """Whether another process holds the lock (a fresh open file description: flock is per OFD)."""
+    try:
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _ensure_root(root: str) -> None:
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
@@ -146,7 +175,7 @@ def create(root: str, container_id: str) -> Container:
     fcntl.flock(fd, fcntl.LOCK_EX)
     owner = "root" if os.geteuid() == 0 else str(os.geteuid())
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
-    return Container(id=container_id, root=root, dir_fd=fd, created=created, owner=owner)
+    return Container(id=container_id, root=root, dir_fd=fd, created=created, owner=owner, locked=True)
 
 
 def load(root: str, container_id: str, lock: bool = True, shared: bool = False) -> Container:
@@ -164,11 +193,11 @@ def load(root: str, container_id: str, lock: bool = True, shared: bool = False) 
         if os.fstat(fd).st_nlink == 0:  # deleted while we waited for the lock
             os.close(fd)
             raise NotFound(container_id)
-    return _read(root, container_id, fd)
+    return _read(root, container_id, fd, lock)
 
 
-def _read(root: str, container_id: str, fd: int) -> Container:
-    c = Container(id=container_id, root=root, dir_fd=fd)
+def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Container:
+    c = Container(id=container_id, root=root, dir_fd=fd, locked=locked)
     try:
         sfd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
         with open(sfd, "rb") as f:

@@ -15,6 +15,7 @@ from typing import Any
 from .. import cgroups, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
+from ..faults import checkpoint
 from . import init as init_mod
 from .channel import Channel
 
@@ -47,6 +48,7 @@ class InitPlan:
     console_fd: int = -1
     seccomp: Any = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    lock_fd: int = -1  # the state dir's flock: closed in the children, so only the runtime holds it
 
 
 def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
@@ -57,6 +59,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         parent.close()
         _intermediate(plan, child)
     child.close()
+    checkpoint("spawn:forked")
     init_pid = 0
     try:
         while True:
@@ -67,6 +70,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
                 raise RuntimeFailure(msg["error"])
             if "pid" in msg:
                 init_pid = msg["pid"]
+                checkpoint("spawn:init-pid")
             elif "userns" in msg:
                 from ..namespaces import write_id_maps
 
@@ -75,11 +79,13 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
             elif "hooks" in msg:
                 state = dict(state_for_hooks, pid=init_pid, status="creating")
                 hooks_cfg = plan.config.get("hooks") or {}
+                checkpoint("spawn:hooks")
                 hooks.run_all("prestart", hooks_cfg.get("prestart"), state)
                 hooks.run_all("createRuntime", hooks_cfg.get("createRuntime"), state)
+                checkpoint("spawn:hooks-done")
                 parent.send(ok=True)
             elif "ready" in msg:
-                pass
+                checkpoint("spawn:ready")
         if not init_pid:
             raise RuntimeFailure("container init exited before it was set up")
         return init_pid
@@ -101,8 +107,11 @@ def _kill(pid: int) -> None:
 
 def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
     try:
+        if plan.lock_fd >= 0:  # a container whose runtime died must not stay locked by its init
+            os.close(plan.lock_fd)
         if plan.cgroup_paths:
             cgroups.join(plan.cgroup_paths)
+        checkpoint("intermediate:joined")
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
         for ns_type in JOIN_ORDER:
