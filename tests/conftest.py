@@ -172,3 +172,51 @@ def cid() -> str:
 
 def deep_copy(obj: Any) -> Any:
     return copy.deepcopy(obj)
+
+
+# -- helpers shared by the integration tiers (issue 2) -------------------------------------------
+
+def bind_mount(source: str | Path, destination: str, *options: str) -> dict[str, Any]:
+    """A config.json bind mount entry (options default to rbind)."""
+    return {"destination": destination, "type": "bind", "source": str(source),
+            "options": list(options) or ["rbind"]}
+
+
+@pytest.fixture
+def private_rootfs(tmp_path: Path) -> Path:
+    """A writable per-test copy of the busybox rootfs (symlinks kept), for tests that plant files."""
+    dest = tmp_path / "private-rootfs"
+    shutil.copytree(ROOTFS, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture
+def sh(rt: Runtime, make_bundle: BundleMaker, cid: str) -> Callable[..., subprocess.CompletedProcess]:
+    """sh(script, edit=None, check=True): run `sh -c script` in a new container in the foreground;
+    returns the CompletedProcess (stdout, stderr, returncode) after the container is gone."""
+    counter = iter(range(1_000_000))
+
+    def run(script: str, edit: Callable[[dict[str, Any]], None] | None = None, check: bool = True,
+            args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        n = next(counter)
+        bundle = make_bundle(["sh", "-c", script], edit=edit, name=f"sh{n}")
+        proc = rt("run", *args, "--bundle", str(bundle), f"{cid}-{n}", check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"container exited {proc.returncode}: {proc.stderr.strip()}\n{proc.stdout}")
+        return proc
+
+    return run
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll predicate until it returns something truthy; fail the test after timeout seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
