@@ -68,6 +68,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         c.save()  # a create killed from here on is cleaned by `delete --force`
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
+        cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
+                                            devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
         listener = _listen(c)
         fds.append(listener)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, RuntimeFailure
+from .base import Manager
 
 UNIFIED = "unified"
 DEFAULT_PARENT = "/pyruntime"
@@ -66,16 +67,53 @@ def plan(config: dict[str, Any], container_id: str, systemd: bool, file: str) ->
     return {mp: mp + path for mp in hierarchies().values()}
 
 
-def create(paths: dict[str, str]) -> None:
+def delegated(paths: dict[str, str]) -> dict[str, str]:
+    """For a rootless caller: the hierarchies where it may create the cgroup (a delegated subtree);
+    the others are skipped with a warning, as runc and crun do."""
+    from .. import log
+
+    usable = {}
     for mount_point, path in paths.items():
-        _mkdir_p(mount_point, path)
+        existing = path
+        while not os.path.isdir(existing) and existing != mount_point:
+            existing = os.path.dirname(existing)
+        if os.access(existing, os.W_OK) and existing != mount_point:
+            usable[mount_point] = path
+    if len(usable) < len(paths):
+        log.warning("rootless: cgroups not delegated to this user are skipped: "
+                    + ", ".join(sorted(set(paths) - set(usable))))
+    return usable
 
 
-def _mkdir_p(mount_point: str, path: str) -> None:
+def create(paths: dict[str, str]) -> None:
+    unified_host = list(paths) == [m for m in paths if os.path.exists(f"{m}/cgroup.controllers")]
+    for mount_point, path in paths.items():
+        _mkdir_p(mount_point, path, unified_host)
+
+
+def manager(paths: dict[str, str]) -> Manager:
+    """The resource driver for a container's recorded cgroup paths: v2 when only cgroup2 is there."""
+    if paths and all(os.path.exists(f"{m}/cgroup.controllers") for m in paths):
+        from .v2 import V2Manager
+
+        return V2Manager(paths, next(iter(paths.values())))
+    from .v1 import V1Manager
+
+    controllers: dict[str, str] = {}
+    for key, mount_point in hierarchies().items():
+        if mount_point in paths and key != UNIFIED:
+            for name in key.split(","):
+                controllers.setdefault(name, paths[mount_point])
+    return V1Manager(paths, controllers)
+
+
+def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
     rel = path[len(mount_point):].strip("/").split("/")
     cur = mount_point
     for part in rel:
         parent, cur = cur, f"{cur}/{part}"
+        if unified_host:
+            _enable_controllers(parent)
         try:
             os.mkdir(cur, 0o755)
         except FileExistsError:
@@ -86,6 +124,31 @@ def _mkdir_p(mount_point: str, path: str) -> None:
             for name in ("cpuset.cpus", "cpuset.mems"):
                 with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
                     dst.write(src.read())
+
+
+def _enable_controllers(parent: str) -> None:
+    """cgroup v2: a child only gets the controllers its parent delegates (cgroup.subtree_control)."""
+    try:
+        with open(f"{parent}/cgroup.controllers") as f:
+            available = f.read().split()
+        with open(f"{parent}/cgroup.subtree_control") as f:
+            enabled = set(f.read().split())
+    except OSError:
+        return
+    missing = [c for c in available if c not in enabled]
+    if not missing:
+        return
+    try:
+        with open(f"{parent}/cgroup.subtree_control", "w") as f:
+            f.write(" ".join("+" + c for c in missing))
+    except OSError:
+        # one by one, so a controller the kernel refuses here (e.g. busy) does not block the rest
+        for c in missing:
+            try:
+                with open(f"{parent}/cgroup.subtree_control", "w") as f:
+                    f.write("+" + c)
+            except OSError:
+                pass
 
 
 def join(paths: dict[str, str], pid: int = 0) -> None:
