@@ -78,3 +78,17 @@ def capset(effective: set[int], permitted: set[int], inheritable: set[int]) -> N
         return sum(1 << c for c in caps)
 
     _check(lib.pr_capset(mask(effective), mask(permitted), mask(inheritable)), "capset")
+
+
+def open_tree(dfd: int, path: str, flags: int) -> int:
+    return _check(lib.pr_open_tree(dfd, path.encode(), flags), "open_tree", path)
+
+
+def mount_setattr(dfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = -1) -> None:
+    _check(lib.pr_mount_setattr(dfd, path.encode(), flags, attr_set, attr_clr, propagation, userns_fd),
+           "mount_setattr", path)
+
+
+def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+    _check(lib.pr_move_mount(from_dfd, from_path.encode(), to_dfd, to_path.encode(), flags), "move_mount", to_path)

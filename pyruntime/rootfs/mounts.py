@@ -9,7 +9,7 @@ from typing import Any
 from .. import native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
-from . import resolve
+from . import idmap, resolve
 
 # option -> (clear these flags, set these flags)
 _FLAGS: dict[str, tuple[int, int]] = {
@@ -49,6 +49,8 @@ class MountSpec:
     propagation: list[int]
     data: str
     is_bind: bool
+    rec_set: int = 0  # recursive attributes (rro, rnosuid, ...) applied with mount_setattr
+    rec_clr: int = 0
 
 
 def parse(entry: dict[str, Any], index: int, bundle: str, file: str) -> MountSpec:
@@ -59,8 +61,8 @@ def parse(entry: dict[str, Any], index: int, bundle: str, file: str) -> MountSpe
             flags = (flags & ~clear) | set_
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
-        elif opt in ("idmap", "ridmap") or opt.startswith("r") and opt[1:] in _FLAGS:
-            raise ConfigError(file, f"mounts[{index}].options", f"option {opt!r} is not supported yet")
+        elif opt in ("idmap", "ridmap") or opt in idmap.RECURSIVE_ATTRS:
+            pass  # new mount API, below
         elif opt not in _IGNORED:
             data.append(opt)
     mtype = entry.get("type") or ""
@@ -76,10 +78,11 @@ def parse(entry: dict[str, Any], index: int, bundle: str, file: str) -> MountSpe
     if ".." in destination.split("/"):
         # Resolved inside the root anyway; refused so config mistakes are loud.
         raise ConfigError(file, f"mounts[{index}].destination", "must not contain '..'")
-    return MountSpec(destination, source, mtype, flags, propagation, ",".join(data), is_bind)
+    rec_set, rec_clr = idmap.recursive_attrs(entry.get("options") or [])
+    return MountSpec(destination, source, mtype, flags, propagation, ",".join(data), is_bind, rec_set, rec_clr)
 
 
-def mount_into(root_fd: int, m: MountSpec, label: str | None = None) -> None:
+def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tree: int = -1) -> None:
     """Mount m at its destination inside the rootfs, through an fd of the resolved target."""
     if m.is_bind:
         try:
@@ -87,22 +90,26 @@ def mount_into(root_fd: int, m: MountSpec, label: str | None = None) -> None:
             os.stat(m.source)
         except OSError as e:
             raise RuntimeFailure(f"mount {m.destination}: source {m.source}: {e.strerror.lower()}") from None
-        target = resolve.mkdirs_in_root(root_fd, m.destination) if src_is_dir \
-            else resolve.mkfile_in_root(root_fd, m.destination)
-    else:
-        target = resolve.mkdirs_in_root(root_fd, m.destination)
+    try:
+        target = resolve.mkfile_in_root(root_fd, m.destination) if m.is_bind and not src_is_dir \
+            else resolve.mkdirs_in_root(root_fd, m.destination)
+    except OSError as e:
+        raise RuntimeFailure(f"mount {m.destination}: cannot make the mount point inside the rootfs: "
+                             f"{e.strerror.lower()}") from None
     try:
         where = resolve.fd_path(target)
         data = m.data
         if label and m.type not in ("bind", "proc", "sysfs", "cgroup", "cgroup2"):
             data = f"{data},context=\"{label}\"" if data else f"context=\"{label}\""
         try:
-            if m.is_bind:
+            if m.is_bind and idmapped_tree >= 0:
+                idmap.attach(idmapped_tree, target)
+            elif m.is_bind:
                 native.mount(m.source, where, None, m.flags & (lib.MS_BIND | lib.MS_REC))
             else:
                 native.mount(m.source, where, m.type, m.flags & ~lib.MS_REMOUNT, data or None)
             extra = m.flags & ~(lib.MS_BIND | lib.MS_REC | lib.MS_REMOUNT)
-            if (m.is_bind and extra) or m.propagation:
+            if (m.is_bind and extra) or m.propagation or m.rec_set or m.rec_clr:
                 # The fd still names the covered mount: act on the new one through a fresh fd.
                 top = resolve.open_in_root(root_fd, m.destination)
                 try:
@@ -110,6 +117,8 @@ def mount_into(root_fd: int, m: MountSpec, label: str | None = None) -> None:
                         remount_bind(resolve.fd_path(top), extra)
                     for prop in m.propagation:
                         native.mount(None, resolve.fd_path(top), None, prop)
+                    if m.rec_set or m.rec_clr:
+                        idmap.apply_recursive(top, m.rec_set, m.rec_clr)
                 finally:
                     os.close(top)
         except OSError as e:
@@ -166,3 +175,13 @@ def mount_cgroupfs(root_fd: int, m: MountSpec, cgroup_paths: dict[str, str], new
             remount_bind(resolve.fd_path(target), lib.MS_RDONLY | base)
         finally:
             os.close(target)
+
+
+def mount_sysfs_in_userns(root_fd: int, m: MountSpec) -> None:
+    """sysfs can be mounted in a user namespace only with a network namespace it owns; otherwise bind
+    the host's /sys read-only (runc's fallback)."""
+    try:
+        mount_into(root_fd, m)
+    except RuntimeFailure:
+        flags = lib.MS_BIND | lib.MS_REC | lib.MS_RDONLY | lib.MS_NOSUID | lib.MS_NODEV | lib.MS_NOEXEC
+        mount_into(root_fd, MountSpec(m.destination, "/sys", "bind", flags, [], "", True))

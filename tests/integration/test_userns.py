@@ -1,0 +1,222 @@
+"""User namespaces, idmapped mounts, recursive mount attributes and rootless containers (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOTFS
+
+HOST_BASE = 100000
+MAPS = {"uidMappings": [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]}
+
+
+def with_userns(config: dict) -> None:
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"].update(json.loads(json.dumps(MAPS)))
+
+
+@pytest.fixture
+def host_dir() -> Path:
+    """A root-owned host directory with one root-owned file, outside any bundle."""
+    d = Path(tempfile.mkdtemp(prefix="prt-idmap-", dir="/tmp"))
+    d.chmod(0o755)
+    (d / "owned-by-root").write_text("host data\n")
+    yield d
+    shutil.rmtree(d)
+
+
+def test_userns_maps_container_root_to_unprivileged_range(rt, make_bundle, cid):
+    bundle = make_bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=with_userns)
+    out = rt("run", "-b", str(bundle), cid).stdout.split()
+    assert out == ["0", str(HOST_BASE), "65536", "0", str(HOST_BASE), "65536", "0"]
+
+
+def test_idmapped_bind_mount_shows_and_writes_host_ownership(rt, make_bundle, cid, host_dir):
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["mounts"].append({"destination": "/home", "type": "bind", "source": str(host_dir),
+                            "options": ["bind", "idmap"]})
+        c["mounts"].append({"destination": "/root", "type": "bind", "source": str(host_dir), "options": ["bind"]})
+
+    script = ("stat -c '%u %n' /home/owned-by-root /root/owned-by-root; "
+              "echo made > /home/via-idmap && echo idmapped-write-ok; "
+              "echo x > /root/via-plain 2>/dev/null || echo plain-write-denied")
+    out = rt("run", "-b", str(make_bundle(["sh", "-c", script], edit=edit)), cid).stdout.splitlines()
+    assert out == ["0 /home/owned-by-root", "65534 /root/owned-by-root", "idmapped-write-ok", "plain-write-denied"]
+    # Through the idmapped mount, container root writes as host root; through the plain one it could not.
+    assert (host_dir / "via-idmap").stat().st_uid == 0
+    assert not (host_dir / "via-plain").exists()
+
+
+def test_container_root_cannot_write_host_files_it_does_not_own(rt, make_bundle, cid, host_dir):
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["mounts"].append({"destination": "/home", "type": "bind", "source": str(host_dir), "options": ["rbind"]})
+
+    script = "echo evil >> /home/owned-by-root; rm /home/owned-by-root; echo done"
+    proc = rt("run", "-b", str(make_bundle(["sh", "-c", script], edit=edit)), cid, check=False)
+    assert "done" in proc.stdout
+    assert (host_dir / "owned-by-root").read_text() == "host data\n"
+
+
+def test_mount_level_mappings_and_recursive_attributes(rt, make_bundle, cid, host_dir):
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["mounts"].append({"destination": "/home", "type": "bind", "source": str(host_dir), "options": ["rbind"],
+                            "uidMappings": [{"containerID": 0, "hostID": HOST_BASE + 7, "size": 1}],
+                            "gidMappings": [{"containerID": 0, "hostID": HOST_BASE + 7, "size": 1}]})
+        c["mounts"].append({"destination": "/tmp/r", "type": "bind", "source": str(host_dir),
+                            "options": ["rbind", "rro", "rnosuid", "rnodev"]})
+
+    script = "stat -c %u /home/owned-by-root; grep ' /tmp/r ' /proc/self/mounts; touch /tmp/r/x || echo ro"
+    out = rt("run", "-b", str(make_bundle(["sh", "-c", script], edit=edit)), cid).stdout.splitlines()
+    assert out[0] == "7"  # host uid 0 seen through the mount's own map (0 -> 100007 = container uid 7)
+    opts = out[1].split()[3].split(",")
+    assert {"ro", "nosuid", "nodev"} <= set(opts)
+    assert out[-1] == "ro"
+
+
+def test_idmap_without_any_mapping_is_refused_cleanly(rt, make_bundle, cid, host_dir):
+    def edit(c: dict) -> None:
+        c["mounts"].append({"destination": "/home", "type": "bind", "source": str(host_dir),
+                            "options": ["bind", "idmap"]})
+
+    proc = rt("create", "-b", str(make_bundle(["true"], edit=edit)), cid, check=False)
+    assert proc.returncode == 1
+    assert "mounts[7]" in proc.stderr and "uidMappings" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert rt.ids() == []
+
+
+# -- rootless: the runtime run by an unprivileged user -------------------------------------------------
+
+def _copy_runtime(dest: Path) -> list[str]:
+    """Copy pyruntime and its dependencies where an unprivileged user can read them (the project's
+    venv may live under /root, mode 700); return the sys.path entries a launcher needs."""
+    import _cffi_backend
+    import _prctl
+    import cffi
+    import click
+    import prctl
+
+    import pyruntime
+
+    site = dest / "site"
+    site.mkdir()
+    for mod in (pyruntime, click, cffi):
+        shutil.copytree(Path(mod.__file__).parent, site / Path(mod.__file__).parent.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for mod in (prctl, _prctl, _cffi_backend):
+        shutil.copy2(mod.__file__, site)
+    return [str(site)]
+
+
+@pytest.fixture
+def unprivileged_user() -> dict:
+    """A throw-away user with a subuid/subgid range, a private XDG_RUNTIME_DIR and a readable copy of
+    the runtime; removed afterwards with everything it ran (ended by pid)."""
+    if not os.path.exists("/usr/bin/python3.11") or not shutil.which("useradd"):
+        pytest.skip("needs /usr/bin/python3.11 and useradd")
+    name = f"prt{random.randrange(16**6):06x}"
+    subprocess.run(["useradd", "-M", "-N", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name], check=True)
+    uid = pwd.getpwnam(name).pw_uid
+    base = 400000 + random.randrange(1000) * 65536
+    subs = {f: f"{name}:{base}:65536\n" for f in ("/etc/subuid", "/etc/subgid")}
+    for f, line in subs.items():
+        with open(f, "a") as fh:
+            fh.write(line)
+    work = Path(tempfile.mkdtemp(prefix="prt-rootless-", dir="/tmp"))
+    work.chmod(0o755)
+    paths = _copy_runtime(work)
+    launcher = work / "pyruntime"
+    launcher.write_text("#!/usr/bin/python3.11 -I\nimport sys\n"
+                        f"sys.path[:0] = {paths!r}\n"
+                        "from pyruntime.__main__ import main\nmain()\n")
+    launcher.chmod(0o755)
+    xdg = work / "xdg"
+    bundle = work / "bundle"
+    for d in (xdg, bundle):
+        d.mkdir()
+        os.chown(d, uid, -1)
+    xdg.chmod(0o700)
+    subprocess.run(["cp", "-a", str(ROOTFS), str(bundle / "rootfs")], check=True)
+    user = {"name": name, "uid": uid, "launcher": str(launcher), "xdg": str(xdg), "bundle": bundle}
+    yield user
+    for p in Path("/proc").iterdir():  # end whatever the user left running, by pid
+        if p.name.isdigit():
+            try:
+                if p.stat().st_uid == uid or (p / "status").read_text().find(f"Uid:\t{uid}\t") >= 0:
+                    os.kill(int(p.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+    subprocess.run(["userdel", name], check=False)
+    for f, line in subs.items():
+        text = Path(f).read_text()
+        Path(f).write_text(text.replace(line, ""))
+    shutil.rmtree(work)
+
+
+def _as_user(user: dict, cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = f"XDG_RUNTIME_DIR={user['xdg']} HOME=/tmp PATH=/usr/bin:/bin"
+    proc = subprocess.run(["su", "-s", "/bin/sh", user["name"], "-c", f"cd {user['bundle']} && env {env} {cmd}"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd}: exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def test_rootless_lifecycle_as_unprivileged_user(unprivileged_user):
+    u = unprivileged_user
+    rt = u["launcher"]
+    _as_user(u, f"{rt} spec --rootless")
+    cfg_path = u["bundle"] / "config.json"
+    config = json.loads(cfg_path.read_text())
+    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": u["uid"], "size": 1}]
+    config["process"]["terminal"] = False
+    cid = "rl1"
+    config["process"]["args"] = ["sleep", "60"]
+    cfg_path.write_text(json.dumps(config))
+    _as_user(u, f"{rt} create {cid} </dev/null >/dev/null 2>&1")
+    _as_user(u, f"{rt} start {cid}")
+    state = json.loads(_as_user(u, f"{rt} state {cid}").stdout)
+    assert state["status"] == "running"
+    assert Path(u["xdg"], "pyruntime", cid, "state.json").exists()
+    status = Path(f"/proc/{state['pid']}/status").read_text()
+    assert f"Uid:\t{u['uid']}\t" in status  # container root is the user on the host
+    exec_probe = _as_user(u, f"{rt} exec {cid} id -u", check=False)
+    if "No such command" not in exec_probe.stderr:
+        assert exec_probe.stdout.strip() == "0", exec_probe.stderr
+    _as_user(u, f"{rt} kill {cid} KILL")
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{state['pid']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _as_user(u, f"{rt} delete {cid}")
+    assert os.listdir(Path(u["xdg"], "pyruntime")) == []
+
+
+def test_rootless_run_foreground_exit_code(unprivileged_user):
+    u = unprivileged_user
+    _as_user(u, f"{u['launcher']} spec --rootless")
+    cfg_path = u["bundle"] / "config.json"
+    config = json.loads(cfg_path.read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sh", "-c", "cat /proc/self/uid_map; exit 3"]
+    cfg_path.write_text(json.dumps(config))
+    proc = _as_user(u, f"{u['launcher']} run rl2", check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == ["0", str(u["uid"]), "1"]
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(Path(u["xdg"], "pyruntime")) == []
