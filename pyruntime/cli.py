@@ -148,6 +148,37 @@ def delete(g: Globals, container_id: str, force: bool) -> None:
     container.delete(c, force)
 
 
+@main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("--process", "-p", "process_file", default=None, help="A runtime-spec process JSON file.")
+@click.option("--tty", "-t", is_flag=True, default=None, help="Allocate a pseudo-TTY.")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the process.")
+@click.option("--pid-file", default=None, help="Write the process's pid here.")
+@click.option("--console-socket", default=None, help="Unix socket that receives the pty master.")
+@click.option("--cwd", default=None, help="Working directory in the container.")
+@click.option("--env", "-e", multiple=True, help="KEY=value (repeatable).")
+@click.option("--user", "-u", default=None, help="uid[:gid], numbers only.")
+@click.option("--additional-gids", "-g", multiple=True, help="Supplementary gid (repeatable).")
+@click.option("--cap", "-c", "caps", multiple=True, help="Add a capability (repeatable).")
+@click.option("--no-new-privs", is_flag=True, help="Set no_new_privs for the process.")
+@click.option("--preserve-fds", type=click.IntRange(0, 100000), default=0,
+              help="Pass this many extra fds (from 3) to the process.")
+@click.option("--cgroup", multiple=True, help="Sub-cgroup to run in: path or controller[,controller]:path.")
+@click.option("--process-label", default=None, help="SELinux label of the process.")
+@click.option("--apparmor", default=None, help="AppArmor profile of the process.")
+@click.option("--ignore-paused", is_flag=True, help="Allow exec in a paused container.")
+@click.argument("container_id")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_(g: Globals, container_id: str, args: tuple[str, ...], env: tuple[str, ...],
+          additional_gids: tuple[str, ...], caps: tuple[str, ...], cgroup: tuple[str, ...], **kw) -> None:  # noqa: ANN003
+    """Run a process in a running container; in the foreground, exit with its exit code."""
+    from . import exec_ as exec_mod
+
+    opts = exec_mod.ExecOptions(args=list(args), env=list(env), additional_gids=list(additional_gids),
+                                caps=list(caps), cgroup=list(cgroup), **kw)
+    sys.exit(exec_mod.exec_(g.root, container_id, opts))
+
+
 @main.command("list", context_settings=CONTEXT)
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--quiet", "-q", is_flag=True, help="Only IDs.")
@@ -212,3 +243,6 @@ def entry() -> None:
             raise
         log.error(f"internal error: {type(e).__name__}: {e}")
         sys.exit(1)
+
+
+from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps

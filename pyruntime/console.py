@@ -11,6 +11,7 @@ Three parts:
 
 from __future__ import annotations
 
+import array  # noqa: F401 - socket.send_fds imports it lazily, and the container side cannot import
 import errno
 import os
 import socket

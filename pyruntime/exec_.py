@@ -1,0 +1,334 @@
+"""`exec`: run one more process in a running container (runc's flags, or a --process JSON file).
+
+The process is described in full here, in the runtime (validated, capabilities resolved, seccomp
+compiled), then process/setns_init.py joins the container and applies it. In the foreground the
+runtime is a subreaper, waits for the process and returns its exit code; detached, it writes the
+pid file and returns as soon as the process runs (conmon reaps it).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import spec, state
+from .errors import ConfigError, RuntimeFailure
+from .state import Container
+
+_USER = re.compile(r"^([0-9]{1,10})(?::([0-9]{1,10}))?$")
+_MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
+_PROC_FD = re.compile(r"^/proc/(self|thread-self|[0-9]+)(/task/[0-9]+)?/fd(/|$)")
+_FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
+                                                      signal.SIGURG, signal.SIGWINCH)]
+
+
+@dataclass
+class ExecOptions:
+    process_file: str | None = None
+    args: list[str] = field(default_factory=list)
+    tty: bool | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    cwd: str | None = None
+    env: list[str] = field(default_factory=list)
+    user: str | None = None
+    additional_gids: list[str] = field(default_factory=list)
+    caps: list[str] = field(default_factory=list)
+    no_new_privs: bool = False
+    preserve_fds: int = 0
+    cgroup: list[str] = field(default_factory=list)
+    process_label: str | None = None
+    apparmor: str | None = None
+    ignore_paused: bool = False
+
+
+def parse_user(value: str) -> tuple[int, int | None]:
+    """uid[:gid], numbers only: "0x10", "1000abc", " 1", "root", "1:" are refused (crun CVE-2026-30892
+    came from a lenient parse that turned garbage into uid 0)."""
+    m = _USER.match(value)
+    if not m or int(m.group(1)) > _MAX_ID or (m.group(2) is not None and int(m.group(2)) > _MAX_ID):
+        raise RuntimeFailure(f"--user {value!r}: expected uid[:gid] with numeric ids (0..{_MAX_ID})")
+    return int(m.group(1)), None if m.group(2) is None else int(m.group(2))
+
+
+def _parse_gids(values: list[str]) -> list[int]:
+    gids = []
+    for v in values:
+        for part in v.split(","):
+            if not re.fullmatch(r"[0-9]{1,10}", part) or int(part) > _MAX_ID:
+                raise RuntimeFailure(f"--additional-gids {v!r}: expected numeric gids (0..{_MAX_ID})")
+            gids.append(int(part))
+    return gids
+
+
+def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]:
+    """The runtime-spec process to run, and the file name errors should mention."""
+    base = c.config.get("process") or {}
+    if opts.process_file:
+        if opts.args:
+            raise RuntimeFailure("exec: give either --process FILE or a command, not both")
+        file = os.path.abspath(opts.process_file)
+        process = spec.load_json(file, "process.json")
+        if not isinstance(process, dict):
+            raise ConfigError(file, "", "expected a JSON object (a runtime-spec process)")
+        # Unset fields take the container's values, as runc does (never fewer restrictions).
+        for key in ("capabilities", "rlimits", "apparmorProfile", "selinuxLabel"):
+            if process.get(key) is None and base.get(key) is not None:
+                process[key] = copy.deepcopy(base[key])
+    else:
+        if not opts.args:
+            raise RuntimeFailure("exec: a command to run (or --process FILE) is required")
+        file = "exec arguments"
+        process = copy.deepcopy(base)
+        process.pop("consoleSize", None)
+        process["args"] = list(opts.args)
+        process.pop("commandLine", None)
+        process["terminal"] = bool(opts.tty)
+        process["env"] = list(process.get("env") or []) + list(opts.env)
+        if opts.cwd:
+            process["cwd"] = opts.cwd
+        user = dict(process.get("user") or {"uid": 0, "gid": 0})
+        if opts.user is not None:
+            uid, gid = parse_user(opts.user)
+            user["uid"] = uid
+            if gid is not None:
+                user["gid"] = gid
+        if opts.additional_gids:
+            user["additionalGids"] = list(user.get("additionalGids") or []) + _parse_gids(opts.additional_gids)
+        process["user"] = user
+        if opts.caps:
+            caps = {k: list(v) for k, v in (process.get("capabilities") or {}).items()}
+            for name in opts.caps:
+                for kind in ("bounding", "effective", "permitted"):
+                    caps.setdefault(kind, []).append(name)
+                if caps.get("inheritable"):  # ambient needs inheritable: only if the config has some
+                    caps.setdefault("ambient", []).append(name)
+            process["capabilities"] = caps
+        if opts.no_new_privs:
+            process["noNewPrivileges"] = True
+    if opts.tty is not None and opts.process_file:
+        process["terminal"] = opts.tty
+    if opts.apparmor:
+        process["apparmorProfile"] = opts.apparmor
+    if opts.process_label:
+        process["selinuxLabel"] = opts.process_label
+    process.setdefault("cwd", "/")
+    _check(process, file)
+    return process, file
+
+
+def _check(process: dict[str, Any], file: str) -> None:
+    from . import schema
+
+    try:
+        schema.validate(process, schema.PROCESS, file)
+        spec.check_process(process, file, "")
+    except ConfigError as e:
+        raise ConfigError(file, e.path.lstrip("."), e.cause) from None
+    if not process.get("args"):
+        raise ConfigError(file, "args", "must contain at least the program to run")
+    if _PROC_FD.match(os.path.normpath(process["cwd"])):
+        raise ConfigError(file, "cwd", f"{process['cwd']!r} is a file descriptor path: refused")
+
+
+def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
+    """Run the process; return its exit code (foreground) or 0 once it runs (detached)."""
+    import prctl
+
+    from .process import setns_init
+    from .process.stub import sealed_memfd
+    from .security import caps
+
+    c = state.load(root, container_id, shared=True)
+    fds: list[int] = []
+    proxy = None
+    try:
+        status = c.status()
+        if status == "stopped":
+            raise RuntimeFailure(f"cannot exec in a stopped container {container_id!r}")
+        if status == "paused" and not opts.ignore_paused:
+            raise RuntimeFailure(f"cannot exec in a paused container {container_id!r} "
+                                 "(resume it, or use --ignore-paused)")
+        process, file = build_process(c, opts)
+        if process.get("terminal") and not opts.console_socket and opts.detach:
+            raise RuntimeFailure("exec --tty --detach needs a --console-socket to send the terminal to")
+        if opts.pid_file:
+            _check_pid_file_dir(opts.pid_file)
+        cap_sets = caps.resolve_sets(process.get("capabilities"), file, "capabilities")
+        seccomp_prog = _compile_seccomp(c)
+        cgroup_paths = _cgroup_paths(c.cgroup_paths, opts.cgroup)
+
+        pidfd = os.pidfd_open(c.pid)
+        fds.append(pidfd)
+        if not c.init_alive():  # the pid was reused before we held the pidfd
+            raise RuntimeFailure(f"cannot exec in a stopped container {container_id!r}")
+        ns_flags = _namespaces_to_join(c.pid)
+        stub_fd = sealed_memfd()
+        fds.append(stub_fd)
+        console_fd = -1
+        if process.get("terminal"):
+            from . import console
+
+            if not opts.console_socket:
+                proxy = console.ForegroundTerminal()
+            console_fd = console.connect(opts.console_socket or proxy.socket_path)
+            fds.append(console_fd)
+        plan = setns_init.ExecPlan(
+            container_id=container_id, process=process, args=process["args"], init_pid=c.pid, pidfd=pidfd,
+            ns_flags=ns_flags, cgroup_paths=cgroup_paths, cap_sets=cap_sets,
+            setgroups_allowed=_setgroups_allowed(c.pid), stub_fd=stub_fd, console_fd=console_fd,
+            preserve_fds=opts.preserve_fds, no_new_privs=bool(process.get("noNewPrivileges")) or bool(
+                (c.config.get("process") or {}).get("noNewPrivileges")),
+            seccomp=seccomp_prog)
+        if not opts.detach:
+            prctl.set_child_subreaper(True)  # the process is reparented to us when the joiner exits
+        pid = _spawn(plan)
+        for fd in fds:
+            os.close(fd)
+        fds.clear()
+        if opts.pid_file:
+            from .container import write_pid_file
+
+            try:
+                write_pid_file(opts.pid_file, pid)
+            except OSError as e:
+                _forward(pid, signal.SIGKILL)
+                raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: {e.strerror.lower()}") from None
+    except BaseException:
+        if proxy:
+            proxy.close()
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+        c.close()  # the lock is not held while the process runs
+    if opts.detach:
+        return 0
+    return _wait(pid, proxy)
+
+
+def _spawn(plan: Any) -> int:
+    from .process import setns_init
+    from .process.channel import Channel
+
+    parent, child = Channel.pair()
+    joiner = os.fork()
+    if joiner == 0:  # pragma: no cover - runs in the child
+        parent.close()
+        setns_init.join(plan, child)
+    child.close()
+    pid = 0
+    try:
+        while True:
+            msg = parent.recv()
+            if msg is None:
+                break
+            if "error" in msg:
+                raise RuntimeFailure(msg["error"])
+            if "pid" in msg:
+                pid = msg["pid"]
+        if not pid:
+            raise RuntimeFailure("exec: the process exited before it was set up")
+        return pid
+    finally:
+        os.waitpid(joiner, 0)
+        parent.close()
+
+
+def _wait(pid: int, proxy: Any) -> int:
+    from .container import wait_exit
+
+    for s in _FORWARDED:
+        try:
+            signal.signal(s, lambda signum, _frame: _forward(pid, signum))
+        except (OSError, ValueError):
+            pass
+    if proxy is None:
+        return wait_exit(pid)
+    try:
+        proxy.receive_master()
+        return proxy.proxy_until_exit(pid)
+    finally:
+        proxy.close()
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _namespaces_to_join(pid: int) -> int:
+    """CLONE_NEW* of each namespace in which the init differs from us (joining one's own user
+    namespace is an error; joining the host's others would be a no-op)."""
+    from .process.spawn import CLONE_FLAGS, PROC_NS_NAMES
+
+    flags = 0
+    for ns_type, name in PROC_NS_NAMES.items():
+        try:
+            theirs = os.stat(f"/proc/{pid}/ns/{name}")
+            ours = os.stat(f"/proc/self/ns/{name}")
+        except FileNotFoundError:
+            continue  # a namespace type this kernel lacks
+        except ProcessLookupError:
+            raise RuntimeFailure("cannot exec: the container's init exited") from None
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            flags |= CLONE_FLAGS[ns_type]
+    return flags
+
+
+def _setgroups_allowed(pid: int) -> bool:
+    """Read from the host's /proc now: inside the container /proc is the container's to fake."""
+    try:
+        with open(f"/proc/{pid}/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _compile_seccomp(c: Container) -> Any:
+    profile = (c.config.get("linux") or {}).get("seccomp")
+    if not profile:
+        return None
+    try:
+        from .security import seccomp
+    except ImportError:
+        return None
+    return seccomp.compile(profile, os.path.join(c.bundle, "config.json"))
+
+
+def _cgroup_paths(paths: dict[str, str], requests: list[str]) -> dict[str, str]:
+    """runc's --cgroup: "sub" (every hierarchy) or "ctrl[,ctrl]:sub", a sub-cgroup of the container's."""
+    if not requests:
+        return dict(paths)
+    out = dict(paths)
+    for req in requests:
+        ctrls, sep, sub = req.rpartition(":")
+        parts = [p for p in sub.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise RuntimeFailure(f"--cgroup {req!r}: expected a sub-cgroup path of the container's cgroup")
+        wanted = set(ctrls.split(",")) if sep else None
+        matched = False
+        for mount_point, path in paths.items():
+            names = set(os.path.basename(mount_point).split(","))
+            if wanted is None or names & wanted or (mount_point.endswith("/unified") and wanted & {"", "unified"}):
+                target = os.path.join(path, *parts)
+                if not os.path.isdir(target):
+                    raise RuntimeFailure(f"--cgroup {req!r}: {target} does not exist")
+                out[mount_point] = target
+                matched = True
+        if not matched:
+            raise RuntimeFailure(f"--cgroup {req!r}: no hierarchy with controller {ctrls!r}")
+    return out
+
+
+def _check_pid_file_dir(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise RuntimeFailure(f"--pid-file {path}: directory {d} does not exist")

@@ -1,0 +1,172 @@
+"""The children of `exec`: join a running container and become one more process in it.
+
+runtime (exec) --fork--> joiner: joins the container's cgroup, closes every fd it does not need,
+blocks imports, then enters all the init's namespaces at once (setns on a pidfd) --fork--> child
+(inside the pid namespace): session, pty, rlimits, user and capabilities, cwd, no_new_privs, fds,
+seccomp, then execs the init stub from the sealed memfd (LISTEN_FD -1), which execs the program.
+
+The joiner exits as soon as it has forked, so the child is reparented to the runtime (a subreaper
+in the foreground) or to conmon. Both run host Python inside the container's namespaces: they are
+not dumpable and import nothing once they have left the host's mount namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import prctl
+
+from .. import cgroups, console, native
+from ..errors import RuntimeFailure
+from ..security import identity, rlimits
+from .channel import Channel
+from .init import _arrange_fds, _chdir, _environment, _move_high, block_imports, describe, find_executable
+from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
+
+try:  # written by the process-security area; optional until it exists
+    from ..security import seccomp as _seccomp
+except ImportError:  # pragma: no cover
+    _seccomp = None  # type: ignore[assignment]
+
+
+@dataclass
+class ExecPlan:
+    """Everything the exec children need, computed by the runtime before it forks."""
+
+    container_id: str
+    process: dict[str, Any]
+    args: list[str]
+    init_pid: int
+    pidfd: int  # of the container's init, checked against its start time
+    ns_flags: int  # CLONE_NEW* of the namespaces where the init differs from us
+    cgroup_paths: dict[str, str]
+    cap_sets: dict[str, set[int]] | None
+    setgroups_allowed: bool
+    stub_fd: int
+    console_fd: int = -1
+    preserve_fds: int = 0
+    no_new_privs: bool = False
+    no_new_keyring: bool = False
+    seccomp: Any = None
+    listen_fd: int = -1  # the stub execs at once (shared with init._arrange_fds)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in the forked joiner
+    """The joiner: enter the container, fork the child, report its pid, exit."""
+    try:
+        prctl.set_dumpable(False)
+        if "oomScoreAdj" in plan.process:  # through the host's /proc, inherited by the child
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(plan.process["oomScoreAdj"]))
+        if plan.cgroup_paths:
+            cgroups.join(plan.cgroup_paths)
+        high = 4 + plan.preserve_fds
+        chan = Channel(socket.socket(fileno=_move_high(chan.sock.detach(), high)))
+        plan.stub_fd = _move_high(plan.stub_fd, high)
+        plan.pidfd = _move_high(plan.pidfd, high)
+        if plan.console_fd >= 0:
+            plan.console_fd = _move_high(plan.console_fd, high)
+        _close_other_fds({0, 1, 2, *range(3, 3 + plan.preserve_fds), chan.fileno(), plan.stub_fd,
+                          plan.pidfd, plan.console_fd})
+        block_imports()  # nothing below may read a file by path: the next step enters the container
+        _enter_namespaces(plan)
+        os.close(plan.pidfd)
+        pid = os.fork()
+        if pid == 0:
+            _child(plan, chan)  # never returns
+        chan.send(pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - one message to the runtime
+        try:
+            chan.send(error=describe(e))
+        finally:
+            os._exit(1)
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Close (not just mark close-on-exec) every other fd: the child chdir()s to a path the container
+    chooses before it execs, and /proc/self/fd/N of a host fd would be a way out (CVE-2024-21626)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd
+
+
+def _enter_namespaces(plan: ExecPlan) -> None:
+    """All at once through the init's pidfd (Linux >= 5.8); one by one through /proc/<pid>/ns before."""
+    if not plan.ns_flags:
+        return
+    try:
+        native.setns(plan.pidfd, plan.ns_flags)
+        return
+    except OSError as e:
+        if e.errno != 22:  # EINVAL: this kernel cannot setns on a pidfd
+            raise RuntimeFailure(f"cannot join the namespaces of container {plan.container_id}: "
+                                 f"{os.strerror(e.errno).lower()}") from None
+    fds = {}
+    try:
+        for ns_type in JOIN_ORDER:  # open all first: after the mount namespace, /proc is the container's
+            if plan.ns_flags & CLONE_FLAGS[ns_type]:
+                fds[ns_type] = os.open(f"/proc/{plan.init_pid}/ns/{PROC_NS_NAMES[ns_type]}", os.O_RDONLY | os.O_CLOEXEC)
+        for ns_type, fd in fds.items():
+            try:
+                native.setns(fd, CLONE_FLAGS[ns_type])
+            except OSError as e:
+                raise RuntimeFailure(f"cannot join the {ns_type} namespace of container {plan.container_id}: "
+                                     f"{os.strerror(e.errno).lower()}") from None
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _child(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in the container
+    try:
+        _setup(plan, chan)
+    except BaseException as e:  # noqa: BLE001
+        try:
+            chan.send(error=describe(e))
+        finally:
+            os._exit(1)
+
+
+def _setup(plan: ExecPlan, chan: Channel) -> None:
+    process = plan.process
+    prctl.set_dumpable(False)
+    os.setsid()
+    if not plan.no_new_keyring:
+        try:
+            native.join_session_keyring(None)
+        except OSError:
+            pass
+    if plan.console_fd >= 0:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root, after setns
+        try:
+            console.attach_pty(root, plan.console_fd, process)
+        finally:
+            os.close(root)
+    rlimits.apply(process.get("rlimits"))
+    env = _environment(process, plan)
+    user = process.get("user") or {}
+    cwd = process["cwd"]
+    _chdir(cwd)
+    identity.switch_user(user, plan.cap_sets, plan.setgroups_allowed)
+    _chdir(cwd)
+    here = os.getcwd()
+    if here.startswith("(unreachable)") or not here.startswith("/"):  # outside the container's root
+        raise RuntimeFailure(f"process.cwd {cwd!r} is outside the container")
+    path = find_executable(plan.args[0], env)
+    if plan.no_new_privs:
+        prctl.set_no_new_privs(1)
+    os.umask(user.get("umask", 0o022))
+    _arrange_fds(plan)
+    if plan.seccomp is not None and _seccomp is not None:
+        _seccomp.load(plan.seccomp, plan)
+    chan.send(ready=True)
+    os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
