@@ -22,9 +22,17 @@ CAPS = {name: i for i, name in enumerate((
 SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        return int(f.read())
+    """Read once, in the runtime (resolve_sets): later calls in a process that has entered the
+    container (exec) must not trust the container's /proc, which it can mount over."""
+    global _last_cap
+    if _last_cap is None:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            _last_cap = int(f.read())
+    return _last_cap
 
 
 def resolve_sets(caps: dict[str, Any] | None, file: str, path: str) -> dict[str, set[int]] | None:
