@@ -1,0 +1,206 @@
+"""The podman tier's fixtures: a private podman environment (tests/podman/setup.sh), a `podman`
+caller bound to one runtime (pyruntime, and runc as the control), and leak checks.
+
+Nothing touches the host's podman configuration or storage: CONTAINERS_CONF, CONTAINERS_STORAGE_CONF
+and CONTAINERS_REGISTRIES_CONF point into a temporary directory that is reset and removed at the end
+of the session. After every test: no container left in podman, no runtime state directory, no
+libpod-* cgroup and no conmon process; after the session, the cgroups podman created for itself
+(/libpod_parent and its conmon group) are removed if they did not exist before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
+RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
+CGROUP_BASE = "/sys/fs/cgroup"
+IMAGE = "localhost/pyrt-busybox"
+RUNTIMES = ["pyruntime", "runc"]
+STATE_ROOTS = {"pyruntime": "/run/pyruntime", "runc": "/run/runc"}
+PARENT = "libpod_parent"  # podman's cgroupfs parent: cgroupsPath /libpod_parent/libpod-<id>
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the podman tier runs as root"
+    for tool in ("podman", "conmon", "runc"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (make deps)"
+    if not (ROOTFS / "bin" / "busybox").exists():
+        return "bundles/busybox/rootfs is missing (make bundles)"
+    return None
+
+
+def libpod_cgroups() -> set[str]:
+    """Every cgroup directory under libpod_parent in every hierarchy."""
+    found: set[str] = set()
+    for hierarchy in Path(CGROUP_BASE).iterdir():
+        top = hierarchy / PARENT
+        if top.is_dir():
+            found.add(str(top))
+            found.update(str(p) for p in top.rglob("*") if p.is_dir())
+    return found
+
+
+def conmon_pids(marker: str) -> list[int]:
+    """conmon processes started for our private environment (their command line names its dir)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and os.path.basename(cmdline[0]) == b"conmon" and marker.encode() in b" ".join(cmdline):
+            pids.append(int(entry))
+    return pids
+
+
+def state_ids(runtime: str) -> set[str]:
+    root = STATE_ROOTS[runtime]
+    return {n for n in os.listdir(root) if _HEX64.match(n)} if os.path.isdir(root) else set()
+
+
+class PodmanEnv:
+    def __init__(self, directory: str, env: dict[str, str], bridge: str, subnet: str) -> None:
+        self.dir, self.env, self.bridge, self.subnet = directory, env, bridge, subnet
+
+
+@pytest.fixture(scope="session")
+def podman_env() -> Iterator[PodmanEnv]:
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    directory = tempfile.mkdtemp(prefix="pyrt-podman-", dir="/tmp")
+    tag = uuid.uuid4().hex[:8]
+    bridge, subnet = f"pyrt{tag}", f"10.231.{int(tag[:2], 16)}"
+    env = dict(os.environ, PYRT_PODMAN_BRIDGE=bridge, PYRT_PODMAN_SUBNET=subnet)
+    cgroups_before = libpod_cgroups()
+    try:
+        subprocess.run(["sh", str(HERE / "setup.sh"), directory, RUNTIME], check=True, env=env,
+                       capture_output=True, timeout=120)
+    except subprocess.CalledProcessError as e:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RuntimeError(f"tests/podman/setup.sh failed: {e.stderr.decode().strip()}") from None
+    env.update(CONTAINERS_CONF=f"{directory}/containers.conf",
+               CONTAINERS_STORAGE_CONF=f"{directory}/storage.conf",
+               CONTAINERS_REGISTRIES_CONF=f"{directory}/registries.conf")
+    yield PodmanEnv(directory, env, bridge, subnet)
+    subprocess.run(["sh", str(HERE / "teardown.sh"), directory], env=env, capture_output=True, timeout=300)
+    leaked = conmon_pids(directory)
+    for pid in leaked:
+        os.kill(pid, signal.SIGKILL)
+    # podman leaves /libpod_parent and /libpod_parent/conmon behind; remove what we caused, if empty
+    for d in sorted(libpod_cgroups() - cgroups_before, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    left = sorted(libpod_cgroups() - cgroups_before)
+    assert not leaked, f"conmon processes left after the session: {leaked}"
+    assert not left, f"cgroups left after the session: {left}"
+    assert not os.path.exists(directory)
+
+
+class Podman:
+    """`podman --runtime NAME ...` in the private environment; output captured through files
+    (conmon and the container inherit podman's stdio in some modes and would hold pipes open)."""
+
+    image = IMAGE
+
+    def __init__(self, runtime: str, penv: PodmanEnv) -> None:
+        self.runtime, self.penv = runtime, penv
+        self.state_root = STATE_ROOTS[runtime]  # podman never passes --root: the default one
+
+    def argv(self, *args: str) -> list[str]:
+        return ["podman", "--runtime", self.runtime, *args]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kw.setdefault("stdin", subprocess.DEVNULL)
+            proc = subprocess.run(self.argv(*args), stdout=out, stderr=err, env=self.penv.env,
+                                  timeout=timeout, cwd="/", **kw)
+            out.seek(0)
+            err.seek(0)
+            proc.stdout, proc.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if check and proc.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+        return proc
+
+    def popen(self, *args: str, **kw: Any) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(*args), env=self.penv.env, cwd="/", **kw)
+
+    def run_d(self, *args: str) -> str:
+        """`podman run -d IMAGE-args...` -> the container's full id."""
+        return self("run", "-d", *args).stdout.strip()
+
+    def inspect(self, cid: str, fmt: str) -> str:
+        return self("inspect", "--format", fmt, cid).stdout.strip()
+
+    def cgroup(self, cid: str, controller: str) -> Path:
+        return Path(CGROUP_BASE) / controller / PARENT / f"libpod-{cid}"
+
+    def wait_log(self, cid: str, text: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self("logs", cid).stdout
+            if text in logs or time.monotonic() > deadline:
+                return logs
+            time.sleep(0.1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    if call.when == "call":
+        item.call_failed = outcome.get_result().failed  # leak checks report only on passing tests
+
+
+@pytest.fixture(params=RUNTIMES)
+def podman(request: pytest.FixtureRequest, podman_env: PodmanEnv) -> Iterator[Podman]:
+    runtime = request.param
+    p = Podman(runtime, podman_env)
+    states_before = state_ids(runtime)
+    cgroups_before = libpod_cgroups()
+    yield p
+    left = p("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
+    if left:
+        p("rm", "-f", "-t", "0", *left, check=False)
+    leaked_states = sorted(state_ids(runtime) - states_before)
+    for cid in leaked_states:
+        subprocess.run([shutil.which(runtime) if runtime == "runc" else RUNTIME, "delete", "--force", cid],
+                       capture_output=True, timeout=60)
+    leaked_cgroups = sorted(c for c in libpod_cgroups() - cgroups_before if "/libpod-" in c)
+    for d in sorted(leaked_cgroups, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    leaked_conmon = conmon_pids(podman_env.dir)
+    for pid in leaked_conmon:
+        os.kill(pid, signal.SIGKILL)
+    if getattr(request.node, "call_failed", True):
+        return  # the failure is reported already; its leftovers were cleaned above
+    assert not left, f"test left podman containers: {left}"
+    assert not leaked_states, f"runtime state left in {STATE_ROOTS[runtime]}: {leaked_states}"
+    assert not leaked_cgroups, f"cgroups left: {leaked_cgroups}"
+    assert not leaked_conmon, f"conmon processes left: {leaked_conmon}"
+
