@@ -30,6 +30,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     """Set the container up with its init waiting for `start`; leave nothing behind on failure."""
     from .process import spawn as spawn_mod
     from .process.stub import sealed_memfd
+    from .rootfs import idmap
     from .security import caps
 
     state.check_id(container_id)
@@ -52,8 +53,18 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         from .security import seccomp
 
         seccomp_prog = seccomp.compile(config["linux"]["seccomp"], file)
+    net_devices = (config.get("linux") or {}).get("netDevices")
+    if net_devices:
+        from . import network
+
+        network.check(config, file)
     namespaces = spec.namespaces(config)
     cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
+    if os.geteuid() != 0:
+        if "user" not in namespaces:
+            raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
+                              "(try `pyruntime spec --rootless`)")
+        cgroup_paths = cgroups.delegated(cgroup_paths)  # rootless: only cgroups the user may write
     extra_env: dict[str, str] = {}
     preserve = opts.preserve_fds
     if os.environ.get("LISTEN_FDS", "").isdigit():  # socket activation is passed through as runc does
@@ -81,23 +92,33 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 
             console_fd = console.connect(opts.console_socket)
             fds.append(console_fd)
+        idmap_trees = idmap.prepare_trees(config, bundle, file)
+        fds.extend(idmap_trees.values())
         plan = spawn_mod.InitPlan(
             container_id=container_id, config=config, config_file=file, bundle=bundle, rootfs=rootfs,
             namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
             listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
-            extra_env=extra_env, lock_fd=c.dir_fd)
+            extra_env=extra_env, lock_fd=c.dir_fd, idmap_trees=idmap_trees)
         pid = spawn_mod.spawn(plan, _hook_base_state(c))
         c.pid = pid
         stat = state.proc_stat(pid)
         c.start_time = stat[1] if stat else 0
         _checkpoint("create:spawned")
+        if net_devices:
+            c.save()  # the pid first: a crash after this leaves something `delete --force` can find
+            network.move_in(config, pid)
         c.save()
         _checkpoint("create:done")
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         return c
     except BaseException:
+        if net_devices and c.init_alive():  # virtual devices would die with the namespace
+            try:
+                network.move_out(config, c.pid)
+            except RuntimeFailure:
+                pass
         _destroy(c)
         raise
     finally:
@@ -109,7 +130,8 @@ def _kept_config(config: dict[str, Any]) -> dict[str, Any]:
     """What later commands need from config.json (hooks, process for exec defaults, linux bits)."""
     linux = config.get("linux") or {}
     return {"hooks": config.get("hooks") or {}, "process": config.get("process"),
-            "linux": {k: linux[k] for k in ("namespaces", "seccomp", "resources", "cgroupsPath") if k in linux},
+            "linux": {k: linux[k] for k in ("namespaces", "seccomp", "resources", "cgroupsPath", "netDevices")
+                      if k in linux},
             "root": config.get("root")}
 
 
@@ -218,6 +240,10 @@ def delete(c: Container, force: bool = False) -> None:
     if status in ("running", "paused") and not force:
         raise RuntimeFailure(f"cannot delete container {c.id} that is not stopped: {status}")
     _checkpoint("delete:loaded")
+    if (c.config.get("linux") or {}).get("netDevices") and c.init_alive():
+        from . import network
+
+        network.move_out(c.config, c.pid)
     _destroy(c)
     try:
         hooks.run_all("poststop", (c.config.get("hooks") or {}).get("poststop"),
