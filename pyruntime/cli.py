@@ -219,6 +219,54 @@ def features() -> None:
     click.echo(json.dumps(doc(), indent=2))
 
 
+def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and restore (runc's)
+    for deco in reversed([
+        click.option("--image-path", default=None, help="Where CRIU images go (default: ./checkpoint)."),
+        click.option("--work-path", default=None, help="CRIU's work and log directory."),
+        click.option("--tcp-established", is_flag=True, help="Allow open TCP connections."),
+        click.option("--file-locks", is_flag=True, help="Handle file locks."),
+        click.option("--ext-unix-sk", is_flag=True, help="Allow external unix sockets."),
+        click.option("--shell-job", is_flag=True, help="Allow shell jobs."),
+    ]):
+        f = deco(f)
+    return f
+
+
+@main.command(context_settings=CONTEXT)
+@_criu_options
+@click.option("--leave-running", is_flag=True, help="Keep the container running after the checkpoint.")
+@click.argument("container_id")
+@click.pass_obj
+def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_running: bool, **kw) -> None:  # noqa: ANN003
+    """Checkpoint a running container with CRIU."""
+    from . import checkpoint as cp
+    from . import state as state_mod
+
+    c = state_mod.load(g.root, container_id)
+    try:
+        cp.checkpoint(c, cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"),
+                                        leave_running=leave_running, **kw))
+    finally:
+        c.close()
+
+
+@main.command(context_settings=CONTEXT)
+@_criu_options
+@click.option("--bundle", "-b", default=".", help="Path to the bundle.")
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--pid-file", default=None)
+@click.argument("container_id")
+@click.pass_obj
+def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, detach: bool,
+            pid_file: str | None, **kw) -> None:  # noqa: ANN003
+    """Restore a container from a CRIU checkpoint."""
+    from . import checkpoint as cp
+    from .errors import RuntimeFailure
+
+    cp.criu_usable()  # before anything is created: a host without CRIU leaves nothing behind
+    raise RuntimeFailure("restore is not implemented yet for hosts where CRIU works (see README)")
+
+
 def entry() -> None:
     """Console-script entry: one clear line and exit 1 on any failure; tracebacks only with --debug."""
     from .errors import RuntimeFailure

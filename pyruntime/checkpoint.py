@@ -1,0 +1,68 @@
+"""`checkpoint` and `restore` through CRIU, with runc's flags.
+
+CRIU must work on the host first: every call runs `criu check`, and when it fails the command stops
+with CRIU's own reason (on this project's CI kernel CRIU 3.17 cannot read the vDSO:
+"kerndat_vdso_fill_symtable failed"), leaving the container untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from .errors import RuntimeFailure
+from .state import Container
+
+
+@dataclass
+class CriuOptions:
+    image_path: str
+    work_path: str | None = None
+    leave_running: bool = False
+    tcp_established: bool = False
+    file_locks: bool = False
+    ext_unix_sk: bool = False
+    shell_job: bool = False
+
+
+def criu_usable(criu: str = "criu") -> None:
+    """Raise RuntimeFailure with CRIU's reason unless `criu check` passes on this host."""
+    if not shutil.which(criu):
+        raise RuntimeFailure(f"{criu} not found: install CRIU to checkpoint and restore containers")
+    proc = subprocess.run([criu, "check"], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "failed" in ln.lower()), lines[-1] if lines else "no output")
+        raise RuntimeFailure(f"CRIU cannot work on this kernel (`criu check` failed: {reason.strip()})")
+
+
+def _common(opts: CriuOptions) -> list[str]:
+    args = ["--images-dir", opts.image_path, "--manage-cgroups", "--evasive-devices"]
+    if opts.work_path:
+        args += ["--work-dir", opts.work_path]
+    for flag, on in (("--tcp-established", opts.tcp_established), ("--file-locks", opts.file_locks),
+                     ("--ext-unix-sk", opts.ext_unix_sk), ("--shell-job", opts.shell_job)):
+        if on:
+            args.append(flag)
+    return args
+
+
+def checkpoint(c: Container, opts: CriuOptions, criu: str = "criu") -> None:
+    if c.status() not in ("running", "paused"):
+        raise RuntimeFailure(f"container {c.id} is not running")
+    criu_usable(criu)
+    os.makedirs(opts.image_path, exist_ok=True)
+    root = os.path.join(c.bundle, (c.config.get("root") or {}).get("path", "rootfs"))
+    args = [criu, "dump", "--tree", str(c.pid), "--root", root, *_common(opts)]
+    if opts.leave_running:
+        args.append("--leave-running")
+    _run(args, "checkpoint")
+
+
+def _run(args: list[str], what: str) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise RuntimeFailure(f"{what}: criu exited {proc.returncode}: {tail}")

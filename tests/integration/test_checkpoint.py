@@ -1,0 +1,32 @@
+"""checkpoint/restore: on a host where CRIU cannot work (this CI kernel), both commands fail with
+CRIU's own reason and leave the container untouched."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+
+def criu_works() -> bool:
+    return bool(shutil.which("criu")) and subprocess.run(["criu", "check"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(criu_works(), reason="CRIU works on this host: the failure path does not apply")
+def test_checkpoint_reports_why_criu_cannot_work_and_leaves_container_running(rt, make_bundle, cid, tmp_path):
+    rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid)
+    proc = rt("checkpoint", "--image-path", str(tmp_path / "img"), "--leave-running", cid, check=False)
+    assert proc.returncode == 1
+    assert "CRIU" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert rt.state(cid)["status"] == "running"
+    restore = rt("restore", "--image-path", str(tmp_path / "img"), "-b", str(tmp_path), "r-" + cid, check=False)
+    assert restore.returncode == 1 and "CRIU" in restore.stderr
+    assert rt.ids() == [cid]
+    rt("delete", "--force", cid)
+
+
+def test_checkpoint_of_unknown_container(rt):
+    proc = rt("checkpoint", "nosuch", check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
