@@ -55,6 +55,8 @@ def validate(value: Any, schema: Any, file: str, path: str = "") -> None:
             raise ConfigError(file, path, f"expected a string, got {_describe(value)}")
         if "\x00" in value:
             raise ConfigError(file, path, "string contains a NUL byte")
+        if not value.isascii():
+            _check_utf8(value, file, path)
     elif schema is bool:
         if not isinstance(value, bool):
             raise ConfigError(file, path, f"expected a boolean, got {_describe(value)}")
@@ -76,6 +78,8 @@ def validate(value: Any, schema: Any, file: str, path: str = "") -> None:
         for key, item in value.items():
             if "\x00" in key:
                 raise ConfigError(file, path, "key contains a NUL byte")
+            if not key.isascii():
+                _check_utf8(key, file, path)
             validate(item, schema.value, file, _join(path, key))
     elif isinstance(schema, Obj):
         if not isinstance(value, dict):
@@ -83,11 +87,22 @@ def validate(value: Any, schema: Any, file: str, path: str = "") -> None:
         for key in schema.required:
             if key not in value:
                 raise ConfigError(file, _join(path, key), "required field is missing")
+            if value[key] is None:  # null would pass as "absent" below, yet code relies on it
+                raise ConfigError(file, _join(path, key), "required field is null")
         for key, sub in schema.fields.items():
             if key in value and value[key] is not None:
                 validate(value[key], sub, file, _join(path, key))
     else:  # pragma: no cover - a schema bug, not input
         raise TypeError(f"bad schema node {schema!r}")
+
+
+def _check_utf8(value: str, file: str, path: str) -> None:
+    """A JSON escape like \\udcff decodes to a lone surrogate that no UTF-8 file name, argument or
+    cgroup can hold (the OS layer would turn it into a raw byte or fail with a traceback)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(file, path, f"invalid Unicode (lone surrogate) at character {e.start}") from None
 
 
 def _describe(value: Any) -> str:

@@ -56,11 +56,14 @@ def check_config(config: Any, file: str) -> None:
     version = config["ociVersion"]
     if not _VERSION.match(version):
         raise ConfigError(file, "ociVersion", f"unsupported version {version!r} (1.0.0 to 1.3.x accepted)")
-    if "root" not in config:
+    if config.get("root") is None:
         raise ConfigError(file, "root", "required field is missing")
-    if "process" not in config:
+    if config.get("process") is None:
         raise ConfigError(file, "process", "required field is missing")
     check_process(config["process"], file, "process")
+    for key in ("hostname", "domainname"):  # the kernel's limit (__NEW_UTS_LEN)
+        if len((config.get(key) or "").encode()) > 64:
+            raise ConfigError(file, key, "longer than 64 bytes")
     linux = config.get("linux") or {}
     seen: set[str] = set()
     for i, ns in enumerate(linux.get("namespaces") or []):
@@ -87,8 +90,9 @@ def check_config(config: Any, file: str) -> None:
             raise ConfigError(file, f"linux.devices[{i}].path", "must be under /dev/")
         if dev["type"] != "p" and ("major" not in dev or "minor" not in dev):
             raise ConfigError(file, f"linux.devices[{i}]", "major and minor are required for this type")
-    for kind, hooks in (config.get("hooks") or {}).items():
-        for i, hook in enumerate(hooks or []):
+    hooks_cfg = config.get("hooks") or {}
+    for kind in schema.CONFIG.fields["hooks"].fields:  # unknown keys are allowed, and not checked
+        for i, hook in enumerate(hooks_cfg.get(kind) or []):
             if not os.path.isabs(hook["path"]):
                 raise ConfigError(file, f"hooks.{kind}[{i}].path", "must be an absolute path")
 

@@ -193,7 +193,11 @@ def load(root: str, container_id: str, lock: bool = True, shared: bool = False) 
         if os.fstat(fd).st_nlink == 0:  # deleted while we waited for the lock
             os.close(fd)
             raise NotFound(container_id)
-    return _read(root, container_id, fd, lock)
+    c = _read(root, container_id, fd, lock)
+    if not c.complete and os.fstat(fd).st_nlink == 0:  # unlocked reader racing a delete: it is gone
+        c.close()
+        raise NotFound(container_id)
+    return c
 
 
 def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Container:
