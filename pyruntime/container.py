@@ -17,6 +17,8 @@ from .state import Container
 
 @dataclass
 class CreateOptions:
+    """The command-line options of create and run."""
+
     bundle: str
     pid_file: str | None = None
     console_socket: str | None = None

@@ -28,6 +28,8 @@ _FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGS
 
 @dataclass
 class ExecOptions:
+    """The command-line options of exec."""
+
     process_file: str | None = None
     args: list[str] = field(default_factory=list)
     tty: bool | None = None

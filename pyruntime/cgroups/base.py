@@ -17,6 +17,8 @@ from ..errors import ConfigError
 
 @dataclass
 class Write:
+    """One value to write into a cgroup file."""
+
     path: str  # JSON path in the config, for the error message
     dir: str  # cgroup directory
     file: str  # file name inside it (never a path)

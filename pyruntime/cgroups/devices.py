@@ -18,6 +18,8 @@ ANY = -1
 
 @dataclass(frozen=True)
 class Rule:
+    """One device-cgroup rule."""
+
     allow: bool
     type: str  # 'a', 'b' or 'c'
     major: int  # -1: any

@@ -42,6 +42,8 @@ _ATIME = lib.MS_NOATIME | lib.MS_RELATIME | lib.MS_STRICTATIME | lib.MS_NODIRATI
 
 @dataclass
 class MountSpec:
+    """One entry of config.json `mounts`, parsed."""
+
     destination: str
     source: str
     type: str
