@@ -67,6 +67,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     root_fd = -1
     if new_mountns:
         prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
+        if prop & lib.MS_UNBINDABLE:  # binds of host sources need bindable mounts: set after the pivot
+            prop = lib.MS_SLAVE | lib.MS_REC
         pivot.make_rootfs_mount(plan.rootfs, prop if prop & lib.MS_REC else prop | lib.MS_REC)
         root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         new_cgroupns = "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]
@@ -110,6 +112,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             pivot.move_root(plan.rootfs)
         else:
             pivot.pivot(plan.rootfs)
+        if linux.get("rootfsPropagation"):
+            pivot.apply_root_propagation(mounts.PROPAGATION[linux["rootfsPropagation"]])
         if (config.get("root") or {}).get("readonly"):
             pivot.remount_root_readonly()
     block_imports()

@@ -13,16 +13,25 @@ def make_rootfs_mount(rootfs: str, propagation: int) -> None:
     """Set the propagation of our copy of the host's mounts (default rslave, so nothing we mount
     reaches the host), make the rootfs its own mount, and its parent private (pivot_root needs it)."""
     native.mount(None, "/", None, propagation)
-    native.mount(rootfs, rootfs, None, lib.MS_BIND | lib.MS_REC)
+    # Private parent *before* the bind: a bind of a shared (or unbindable) mount would be shared
+    # (or fail), and pivot_root refuses a shared new root. The wanted propagation is applied to the
+    # new root after the pivot (apply_root_propagation), as runc does.
     parent = os.path.dirname(rootfs)
     while True:  # the mount that holds rootfs's parent: walk up until mount(MS_PRIVATE) succeeds
         try:
             native.mount(None, parent, None, lib.MS_PRIVATE)
-            return
+            break
         except OSError:
             if parent == "/":
                 raise
             parent = os.path.dirname(parent)
+    native.mount(rootfs, rootfs, None, lib.MS_BIND | lib.MS_REC)
+
+
+def apply_root_propagation(propagation: int) -> None:
+    """linux.rootfsPropagation on the container's / (after the pivot; private needs nothing more)."""
+    if not propagation & lib.MS_PRIVATE:
+        native.mount(None, "/", None, propagation)
 
 
 def pivot(rootfs: str) -> None:
