@@ -294,3 +294,6 @@ def entry() -> None:
 
 
 from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps
+
+
+from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps

@@ -180,28 +180,33 @@ def _tracking_order(paths: dict[str, str]) -> list[str]:
 
 
 def kill_all(paths: dict[str, str], sig: int) -> None:
-    """Signal every process in the cgroup; SIGKILL goes through cgroup.kill where the kernel has it."""
+    """Signal every process in the cgroup; SIGKILL goes through cgroup.kill where the kernel has it.
+    A frozen (paused) container is thawed after a SIGKILL: frozen tasks do not die until thawed."""
     import signal
 
-    if sig == signal.SIGKILL:
-        for path in paths.values():
-            try:
-                with open(f"{path}/cgroup.kill", "w") as f:
-                    f.write("1")
-                return
-            except (FileNotFoundError, PermissionError):
-                continue
-            except OSError as e:
-                if e.errno != errno.ENOENT:
-                    raise
     frozen = is_paused(paths)
-    for pid in pids(paths):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    if not (sig == signal.SIGKILL and _cgroup_kill(paths)):
+        for pid in pids(paths):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
     if frozen and sig == signal.SIGKILL:
         set_frozen(paths, False)
+
+
+def _cgroup_kill(paths: dict[str, str]) -> bool:
+    for path in paths.values():
+        try:
+            with open(f"{path}/cgroup.kill", "w") as f:
+                f.write("1")
+            return True
+        except (FileNotFoundError, PermissionError):
+            continue
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+    return False
 
 
 def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
@@ -225,7 +230,7 @@ def _wait_empty(path: str) -> None:
     try:
         fd = os.open(f"{path}/cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        time.sleep(0.005)
+        _wait_pids_exit(path)
         return
     try:
         if b"populated 1" in os.pread(fd, 4096, 0):
@@ -234,6 +239,37 @@ def _wait_empty(path: str) -> None:
             p.poll(100)
     finally:
         os.close(fd)
+
+
+def _wait_pids_exit(path: str, timeout: float = 0.1) -> None:
+    """v1 (no cgroup.events): poll the pidfds of the cgroup's processes until they have all exited."""
+    try:
+        with open(f"{path}/cgroup.procs", "rb") as f:
+            pids = [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return
+    fds = set()
+    for pid in pids:
+        try:
+            fds.add(os.pidfd_open(pid))
+        except OSError:
+            continue  # already gone
+    if not fds:  # exited but not yet detached from the cgroup: the kernel needs a moment
+        time.sleep(0.001)
+        return
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    try:
+        while fds and time.monotonic() < deadline:
+            for fd, _ in p.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                p.unregister(fd)
+                fds.discard(fd)
+                os.close(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _freezer(paths: dict[str, str]) -> tuple[str, str] | None:

@@ -1,0 +1,216 @@
+"""The commands that work on a container's cgroup: pause, resume, update, events, ps (as runc has them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import sys
+import time
+from typing import Any
+
+from . import cgroups
+from .errors import RuntimeFailure
+from .state import Container
+
+
+def pause(c: Container) -> None:
+    status = c.status()
+    if status != "running":
+        raise RuntimeFailure(f"container {c.id} is not running (it is {status})")
+    cgroups.set_frozen(c.cgroup_paths, True)
+
+
+def resume(c: Container) -> None:
+    status = c.status()
+    if status != "paused":
+        raise RuntimeFailure(f"container {c.id} is not paused (it is {status})")
+    cgroups.set_frozen(c.cgroup_paths, False)
+
+
+# -- update ---------------------------------------------------------------------------------------
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+# runc update's individual flags: (flag name, JSON path under linux.resources, kind)
+FLAGS: list[tuple[str, tuple[str, str], str]] = [
+    ("memory", ("memory", "limit"), "size"),
+    ("memory_reservation", ("memory", "reservation"), "size"),
+    ("memory_swap", ("memory", "swap"), "size"),
+    ("kernel_memory", ("memory", "kernel"), "size"),
+    ("kernel_memory_tcp", ("memory", "kernelTCP"), "size"),
+    ("cpu_shares", ("cpu", "shares"), "int"),
+    ("cpu_quota", ("cpu", "quota"), "int"),
+    ("cpu_period", ("cpu", "period"), "int"),
+    ("cpu_burst", ("cpu", "burst"), "int"),
+    ("cpu_rt_runtime", ("cpu", "realtimeRuntime"), "int"),
+    ("cpu_rt_period", ("cpu", "realtimePeriod"), "int"),
+    ("cpu_idle", ("cpu", "idle"), "int"),
+    ("cpuset_cpus", ("cpu", "cpus"), "str"),
+    ("cpuset_mems", ("cpu", "mems"), "str"),
+    ("pids_limit", ("pids", "limit"), "int"),
+    ("blkio_weight", ("blockIO", "weight"), "int"),
+]
+
+
+def parse_size(text: str, flag: str) -> int:
+    """docker/runc memory sizes: bytes or k/m/g/t/p suffixes (binary), -1 = unlimited."""
+    m = _SIZE.match(text)
+    if not m:
+        raise RuntimeFailure(f"--{flag.replace('_', '-')}: invalid size {text!r}")
+    return int(float(m.group(1)) * 1024 ** " kmgtp".index(m.group(2).lower() or " "))
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RuntimeFailure(f"--{flag.replace('_', '-')}: invalid number {text!r}") from None
+
+
+def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tuple[dict[str, Any], str]:
+    """The resources to change (a linux.resources object) and the name used in error messages."""
+    from . import schema
+
+    res: dict[str, Any] = {}
+    source = "update flags"
+    if resources_file:
+        source = "<stdin>" if resources_file == "-" else os.path.abspath(resources_file)
+        try:
+            if resources_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(resources_file) as f:
+                    text = f.read()
+            res = json.loads(text)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot read {source}: {(e.strerror or str(e)).lower()}") from None
+        except ValueError as e:
+            raise RuntimeFailure(f"{source}: invalid JSON: {e}") from None
+        if not isinstance(res, dict):
+            raise RuntimeFailure(f"{source}: the resources must be a JSON object")
+        schema.validate(res, schema.RESOURCES, source, "linux.resources")
+    for flag, (group, key), kind in FLAGS:
+        text = flags.get(flag)
+        if text is None:
+            continue
+        value: Any = parse_size(text, flag) if kind == "size" else _int(text, flag) if kind == "int" else text
+        res.setdefault(group, {})[key] = value
+    return res, source
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def update(c: Container, resources: dict[str, Any], source: str) -> None:
+    status = c.status()
+    if status == "stopped":
+        raise RuntimeFailure(f"container {c.id} is not running")
+    if not resources:
+        return
+    mem = resources.get("memory") or {}
+    if "limit" in mem and "swap" not in mem:
+        # like runc: when the old swap limit equalled the old memory limit (no swap), keep it so
+        old = ((c.config.get("linux") or {}).get("resources") or {}).get("memory") or {}
+        if old.get("swap") and old.get("swap") == old.get("limit") and mem["limit"] > 0:
+            mem["swap"] = mem["limit"]
+    manager = cgroups.manager(c.cgroup_paths)
+    manager.apply(resources, source, update=True)
+    linux = c.config.setdefault("linux", {})
+    linux["resources"] = _merge(linux.get("resources") or {}, resources)
+    c.save()
+
+
+# -- events ---------------------------------------------------------------------------------------
+def stats_event(c: Container) -> dict[str, Any]:
+    return {"type": "stats", "id": c.id, "data": cgroups.manager(c.cgroup_paths).stats()}
+
+
+def events(c: Container, interval: float, once: bool) -> None:
+    """--stats: one stats object. Otherwise a JSON event per line: stats every interval, and an
+    "oom" event as soon as the kernel reports one, until the container stops."""
+    if c.status() == "stopped":
+        raise RuntimeFailure(f"container {c.id} is not running")
+    if once:
+        print(json.dumps(stats_event(c)), flush=True)
+        return
+    manager = cgroups.manager(c.cgroup_paths)
+    fd, how = manager.oom_watch_fd()
+    poller = select.poll()
+    if fd >= 0:
+        poller.register(fd, select.POLLPRI if how == "pri" else select.POLLIN)
+    seen = manager.oom_kills()
+    next_stats = time.monotonic() + interval
+    try:
+        while c.init_alive():
+            wait = max(0.0, min(next_stats - time.monotonic(), 0.5))
+            ready = poller.poll(int(wait * 1000))
+            if ready and how == "in":
+                os.read(fd, 8)
+            kills = manager.oom_kills()
+            if kills > seen or (ready and how == "in"):
+                for _ in range(max(kills - seen, 1)):
+                    _emit({"type": "oom", "id": c.id})
+                seen = kills
+            if time.monotonic() >= next_stats:
+                _emit(stats_event(c))
+                next_stats += interval
+    except BrokenPipeError:
+        pass
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def parse_interval(text: str) -> float:
+    """Go durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)?", text.strip())
+    if not m:
+        raise RuntimeFailure(f"--interval: invalid duration {text!r}")
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    value = float(m.group(1)) * scale
+    if value <= 0:
+        raise RuntimeFailure("--interval: duration must be greater than 0")
+    return value
+
+
+# -- ps -------------------------------------------------------------------------------------------
+def ps(c: Container, fmt: str, ps_args: list[str]) -> str:
+    import subprocess
+
+    pids = cgroups.pids(c.cgroup_paths)
+    if fmt == "json":
+        if ps_args:
+            raise RuntimeFailure("ps arguments cannot be used with --format json")
+        return json.dumps(pids) + "\n"
+    args = ps_args or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise RuntimeFailure("ps(1) is not installed") from None
+    if out.returncode != 0:
+        raise RuntimeFailure(f"ps {' '.join(args)} failed: {out.stderr.strip() or out.returncode}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return ""
+    header = lines[0]
+    try:
+        col = header.split().index("PID")
+    except ValueError:
+        raise RuntimeFailure("ps output has no PID column (add -o pid or use the default -ef)") from None
+    wanted = set(pids)
+    kept = [header]
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
