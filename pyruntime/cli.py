@@ -294,6 +294,3 @@ def entry() -> None:
 
 
 from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps
-
-
-from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps
