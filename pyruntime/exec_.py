@@ -92,8 +92,7 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
         process.pop("commandLine", None)
         process["terminal"] = bool(opts.tty)
         process["env"] = list(process.get("env") or []) + list(opts.env)
-        if opts.cwd:
-            process["cwd"] = opts.cwd
+        process["cwd"] = opts.cwd or process.get("cwd") or "/"
         user = dict(process.get("user") or {"uid": 0, "gid": 0})
         if opts.user is not None:
             uid, gid = parse_user(opts.user)
@@ -119,7 +118,6 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
         process["apparmorProfile"] = opts.apparmor
     if opts.process_label:
         process["selinuxLabel"] = opts.process_label
-    process.setdefault("cwd", "/")
     _check(process, file)
     return process, file
 
@@ -157,6 +155,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             raise RuntimeFailure(f"cannot exec in a paused container {container_id!r} "
                                  "(resume it, or use --ignore-paused)")
         process, file = build_process(c, opts)
+        _seal_if_exposed(c, process)
         if process.get("terminal") and not opts.console_socket and opts.detach:
             raise RuntimeFailure("exec --tty --detach needs a --console-socket to send the terminal to")
         if opts.pid_file:
@@ -212,6 +211,17 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
     if opts.detach:
         return 0
     return _wait(pid, proxy)
+
+
+def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
+    """A container whose processes could reach ours through /proc (CAP_SYS_PTRACE, no user
+    namespace) gets a runtime re-executed from read-only mounts (security/sealed.py)."""
+    from .security import sealed
+
+    linux = c.config.get("linux") or {}
+    userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or [])
+    sets = [((p or {}).get("capabilities") or {}).get("bounding") or [] for p in (c.config.get("process"), process)]
+    sealed.ensure(sealed.exposed(sets, userns))
 
 
 def _spawn(plan: Any) -> int:
