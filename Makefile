@@ -8,7 +8,7 @@ APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev busybox-sta
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps demo test test-unit test-integration test-podman test-security test-vm bench lint clean bundles dev
+.PHONY: all setup deps demo test test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev
 
 all: setup bundles
 
@@ -24,6 +24,18 @@ test-unit: setup
 	$(PY) -m pytest -q tests/unit
 test-integration: setup bundles
 	$(PY) -m pytest -q tests/integration
+## podman + conmon end to end, with runc as the control (a private podman environment, see below)
+test-podman: setup bundles
+	$(PY) -m pytest -q -p no:cacheprovider tests/podman
+
+## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
+##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi
+PODMAN_DIR ?= $(CURDIR)/.podman
+podman-setup: setup bundles
+	sh tests/podman/setup.sh $(PODMAN_DIR) $(CURDIR)/$(VENV)/bin/pyruntime
+	@echo "now: . $(PODMAN_DIR)/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi"
+podman-teardown:
+	sh tests/podman/teardown.sh $(PODMAN_DIR)
 
 deps: .stamp-apt
 .stamp-apt:

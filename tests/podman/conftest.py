@@ -133,10 +133,11 @@ class Podman:
     def argv(self, *args: str) -> list[str]:
         return ["podman", "--runtime", self.runtime, *args]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None,
+                 **kw: Any) -> subprocess.CompletedProcess:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             kw.setdefault("stdin", subprocess.DEVNULL)
-            proc = subprocess.run(self.argv(*args), stdout=out, stderr=err, env=self.penv.env,
+            proc = subprocess.run(self.argv(*args), stdout=out, stderr=err, env=env or self.penv.env,
                                   timeout=timeout, cwd="/", **kw)
             out.seek(0)
             err.seek(0)
@@ -148,9 +149,9 @@ class Podman:
     def popen(self, *args: str, **kw: Any) -> subprocess.Popen:
         return subprocess.Popen(self.argv(*args), env=self.penv.env, cwd="/", **kw)
 
-    def run_d(self, *args: str) -> str:
+    def run_d(self, *args: str, **kw: Any) -> str:
         """`podman run -d IMAGE-args...` -> the container's full id."""
-        return self("run", "-d", *args).stdout.strip()
+        return self("run", "-d", *args, **kw).stdout.strip()
 
     def inspect(self, cid: str, fmt: str) -> str:
         return self("inspect", "--format", fmt, cid).stdout.strip()

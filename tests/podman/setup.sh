@@ -21,6 +21,9 @@ image=localhost/pyrt-busybox
 bridge=${PYRT_PODMAN_BRIDGE:-pyrt0}
 subnet=${PYRT_PODMAN_SUBNET:-10.231.7}
 
+# PYRT_PODMAN_SECCOMP=unconfined (or a profile path) overrides podman's default seccomp profile:
+# a debugging aid only; the tests expect the default profile.
+seccomp_line=${PYRT_PODMAN_SECCOMP:+seccomp_profile = \"$PYRT_PODMAN_SECCOMP\"}
 [ -x "$runtime" ] || { echo "setup.sh: $runtime is not executable (run make setup)" >&2; exit 1; }
 [ -x "$rootfs/bin/busybox" ] || { echo "setup.sh: $rootfs missing (run make bundles)" >&2; exit 1; }
 mkdir -p "$dir"
@@ -34,6 +37,7 @@ cat > "$dir/containers.conf" <<CONF
 [containers]
 # This host cannot raise hard rlimits (no CAP_SYS_RESOURCE in the bounding set; nofile hard max 20000).
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+$seccomp_line
 
 [network]
 network_backend = "cni"
@@ -99,6 +103,11 @@ ENV
 echo "$bridge" > "$dir/bridge"
 printf '# no registries: tests use only the locally imported image\nunqualified-search-registries = []\n' \
   > "$dir/registries.conf"
+
+# podman keeps a blob-info cache in /var/lib/containers/cache (no setting moves it) and CNI a result
+# cache in /var/lib/cni: teardown.sh removes those directories if they did not exist before us.
+: > "$dir/host-dirs"
+for d in /var/lib/containers /var/lib/cni; do [ -e "$d" ] || echo "$d" >> "$dir/host-dirs"; done
 
 . "$dir/env"
 if ! podman image exists "$image" 2>/dev/null; then

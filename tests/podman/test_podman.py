@@ -49,7 +49,8 @@ def test_exit_code_passed_through(podman):
 def test_missing_executable_is_127(podman):
     proc = podman("run", "--rm", podman.image, "no-such-program", check=False)
     assert proc.returncode == 127, proc.stderr
-    assert "not found" in proc.stderr
+    # podman read the runtime's JSON --log line: its message, not a bare "exit status 1"
+    assert "executable file not found in $PATH" in proc.stderr
 
 
 def test_not_executable_is_126(podman):
@@ -84,6 +85,33 @@ def test_rm_cleans_up(podman, tmp_path):
     assert not Path(podman.state_root, cid).exists()
     for controller in ("memory", "pids", "freezer", "cpu"):
         assert not podman.cgroup(cid, controller).exists()
+
+
+def test_no_pivot_root(podman):
+    """containers.conf no_pivot_root: conmon passes `create ... --no-pivot`; MS_MOVE + chroot."""
+    conf = Path(podman.penv.dir, "no-pivot.conf")
+    if not conf.exists():
+        text = Path(podman.penv.env["CONTAINERS_CONF"]).read_text()
+        conf.write_text(text.replace("[engine]\n", "[engine]\nno_pivot_root = true\n", 1))
+    env = dict(podman.penv.env, CONTAINERS_CONF=str(conf))
+    cid = podman.run_d(podman.image, "sleep", "1000", env=env)
+    conmon = next(p for p in conmon_argvs() if cid in p)
+    assert "--no-pivot" in conmon
+    listing = podman("exec", cid, "ls", "/").stdout.split()
+    assert {"bin", "etc", "proc"} <= set(listing) and "work" not in listing  # the image, not the host
+    podman("rm", "-f", "-t", "0", cid)
+
+
+def conmon_argvs() -> list[list[str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode().split("\0")
+        except (OSError, NotADirectoryError):
+            continue
+        if os.path.basename(argv[0]) == "conmon":
+            found.append(argv)
+    return found
 
 
 # -- exec ---------------------------------------------------------------------------------------
@@ -181,7 +209,9 @@ def test_run_it_pty(podman):
     rc, text = run_in_pty(podman.argv("run", "-it", "--rm", podman.image, "sh", "-c", script),
                           podman.penv.env, (33, 101), _tty_steps(33, 101, (40, 120)))
     assert rc == 5, text
-    assert "/dev/pts/0\n33 101\n" in text and "got:hello\n" in text and text.rstrip().endswith("40 120")
+    # podman also forwards the SIGWINCH as `kill ID 28`; when that call arrives after the container
+    # exited, the runtime (runc too) rightly says it is not running: so no check of the last line.
+    assert "/dev/pts/0\n33 101\n" in text and "got:hello\n40 120\n" in text
 
 
 def test_exec_it_pty(podman, running):
@@ -189,8 +219,7 @@ def test_exec_it_pty(podman, running):
     rc, text = run_in_pty(podman.argv("exec", "-it", running, "sh", "-c", script),
                           podman.penv.env, (27, 91), _tty_steps(27, 91, (30, 100)))
     assert rc == 4, text
-    assert "/dev/pts/" in text and "27 91\n" in text and "got:hello\n" in text
-    assert text.rstrip().endswith("30 100")
+    assert "/dev/pts/" in text and "27 91\n" in text and "got:hello\n30 100\n" in text
 
 
 # -- signals and the freezer --------------------------------------------------------------------
