@@ -20,7 +20,7 @@ import prctl
 from .. import console, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
-from ..rootfs import devices, mounts, paths, pivot
+from ..rootfs import devices, mounts, paths, pivot, resolve
 from ..security import identity, rlimits
 from .channel import Channel
 
@@ -80,6 +80,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
                 mounts.mount_into(root_fd, m, linux.get("mountLabel"))
         if devices.needs_dev_setup(config):
             devices.create_devices(root_fd, config, userns)
+        _make_cwd(root_fd, process["cwd"])
 
     if "uts" in plan.namespaces:
         if config.get("hostname"):
@@ -196,6 +197,14 @@ def _environment(process: dict[str, Any], plan: InitPlan) -> dict[str, str]:
     if "HOME" not in env:
         env["HOME"] = "/"
     return env
+
+
+def _make_cwd(root_fd: int, cwd: str) -> None:
+    """A missing cwd is created inside the rootfs, after the mounts (it may be in one), as runc does."""
+    try:
+        os.close(resolve.mkdirs_in_root(root_fd, cwd))
+    except OSError as e:
+        raise RuntimeFailure(f"process.cwd {cwd!r}: {(e.strerror or str(e)).lower()}") from None
 
 
 def _chdir(cwd: str) -> None:
