@@ -275,7 +275,11 @@ def _destroy(c: Container) -> None:
             os.close(pidfd)
     _checkpoint("delete:killed")
     if c.cgroup_paths:
-        cgroups.remove(c.cgroup_paths)
+        try:
+            cgroups.remove(c.cgroup_paths, timeout=2.0)
+        except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
+            cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+            cgroups.remove(c.cgroup_paths)
     _checkpoint("delete:cgroup-removed")
     c.remove()
 
