@@ -19,6 +19,8 @@ def apply(rlimits: list[dict[str, Any]] | None) -> None:
             resource.setrlimit(kind, (_value(rl["soft"]), _value(rl["hard"])))
         except (ValueError, OSError) as e:
             cur = resource.getrlimit(kind)
-            why = "raising a hard limit needs CAP_SYS_RESOURCE" if rl["hard"] > cur[1] else str(e)
+            # "operation not permitted" is the phrase podman maps to exit code 126, as with runc
+            why = ("operation not permitted (raising a hard limit needs CAP_SYS_RESOURCE)"
+                   if rl["hard"] > cur[1] else str(e))
             raise RuntimeFailure(f"cannot set {rl['type']} to soft={rl['soft']} hard={rl['hard']} "
                                  f"(current hard limit {cur[1]}): {why}") from None
