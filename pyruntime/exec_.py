@@ -128,6 +128,9 @@ def _check(process: dict[str, Any], file: str) -> None:
     try:
         schema.validate(process, schema.PROCESS, file)
         spec.check_process(process, file, "")
+        from .security import validate
+
+        validate.check_process(process, file, "")
     except ConfigError as e:
         raise ConfigError(file, e.path.lstrip("."), e.cause) from None
     if not process.get("args"):
@@ -188,7 +191,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             seccomp=seccomp_prog)
         if not opts.detach:
             prctl.set_child_subreaper(True)  # the process is reparented to us when the joiner exits
-        pid = _spawn(plan)
+        pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "bundle": c.bundle, "annotations": c.annotations})
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -224,7 +227,7 @@ def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
     sealed.ensure(sealed.exposed(sets, userns))
 
 
-def _spawn(plan: Any) -> int:
+def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
     from .process import setns_init
     from .process.channel import Channel
 
@@ -244,6 +247,15 @@ def _spawn(plan: Any) -> int:
                 raise RuntimeFailure(msg["error"])
             if "pid" in msg:
                 pid = msg["pid"]
+            elif msg.get("seccomp_fd"):  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
+                from .security import seccomp
+
+                seccomp.forward(plan.seccomp, msg, pid, state_for_listener)
+            elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener gets it with the state
+                from .security import seccomp
+
+                seccomp.forward(plan.seccomp, msg, pid, {"ociVersion": "1.3.0", "id": plan.container_id,
+                                                         "status": "running", "pid": plan.init_pid})
         if not pid:
             raise RuntimeFailure("exec: the process exited before it was set up")
         return pid
@@ -308,10 +320,8 @@ def _compile_seccomp(c: Container) -> Any:
     profile = (c.config.get("linux") or {}).get("seccomp")
     if not profile:
         return None
-    try:
-        from .security import seccomp
-    except ImportError:
-        return None
+    from .security import seccomp
+
     return seccomp.compile(profile, os.path.join(c.bundle, "config.json"))
 
 

@@ -26,7 +26,7 @@ from .channel import Channel
 from .init import _arrange_fds, _chdir, _environment, _move_high, block_imports, describe, find_executable
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
 
-try:  # written by the process-security area; optional until it exists
+try:  # the process-security area's module (optional until it exists)
     from ..security import seccomp as _seccomp
 except ImportError:  # pragma: no cover
     _seccomp = None  # type: ignore[assignment]
@@ -155,6 +155,10 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
     env = _environment(process, plan)
     user = process.get("user") or {}
     cwd = process["cwd"]
+    seccomp_late = plan.seccomp is None or _seccomp is None or _seccomp.can_load_late(
+        dict(process, noNewPrivileges=plan.no_new_privs), plan.cap_sets)
+    if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
+        _seccomp.load(plan.seccomp, chan)
     _chdir(cwd)
     identity.switch_user(user, plan.cap_sets, plan.setgroups_allowed)
     _chdir(cwd)
@@ -166,7 +170,7 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
         prctl.set_no_new_privs(1)
     os.umask(user.get("umask", 0o022))
     _arrange_fds(plan)
-    if plan.seccomp is not None and _seccomp is not None:
-        _seccomp.load(plan.seccomp, plan)
+    if plan.seccomp is not None and _seccomp is not None and seccomp_late:
+        _seccomp.load(plan.seccomp, chan)
     chan.send(ready=True)
     os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)

@@ -352,3 +352,20 @@ def test_exec_cgroup_flag_joins_a_sub_cgroup(rt, running, tmp_path):
                 break
             except OSError:
                 time.sleep(0.05)
+
+
+def test_seccomp_of_the_container_applies_to_exec(rt, make_bundle, cid):
+    def edit(config):  # noqa: ANN001, ANN202
+        config["process"]["noNewPrivileges"] = False
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+    rt("create", "--bundle", str(make_bundle(["sleep", "1000"], edit=edit)), cid)
+    try:
+        rt("start", cid)
+        for user in ("0", "1000"):  # as root (filter loaded late) and as a user without CAP_SYS_ADMIN (early)
+            out = rt("exec", "-u", user, cid, "sh", "-c",
+                     "grep '^Seccomp:' /proc/self/status; mkdir /tmp/d$$ 2>/dev/null; echo rc=$?").stdout.split()
+            assert out == ["Seccomp:", "2", "rc=1"], (user, out)
+    finally:
+        rt("delete", "--force", cid)
