@@ -61,6 +61,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 
         network.check(config, file)
     namespaces = spec.namespaces(config)
+    if namespaces.get("pid"):  # joining a pid namespace whose processes we know nothing of
+        from .security import sealed
+
+        sealed.ensure(sealed.exposed([None], False))
     cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
     if os.geteuid() != 0:
         if "user" not in namespaces:

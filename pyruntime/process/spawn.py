@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import prctl
+
 from .. import cgroups, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
@@ -107,6 +109,9 @@ def _kill(pid: int) -> None:
 
 def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
     try:
+        # Not dumpable from here on (inherited by the init across fork): a process of the container
+        # that can see the init (a shared pid namespace) must not reach its memory, exe or map_files.
+        prctl.set_dumpable(False)
         if plan.lock_fd >= 0:  # a container whose runtime died must not stay locked by its init
             os.close(plan.lock_fd)
         if plan.cgroup_paths:
@@ -117,6 +122,9 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         for ns_type in JOIN_ORDER:
             if ns_type in joined:
                 _join(ns_type, joined[ns_type])
+        if "user" in joined:  # become the joined namespace's root (the host's root is unmapped there)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         if "user" in new:
             native.unshare(lib.CLONE_NEWUSER)
             chan.send(userns=os.getpid())

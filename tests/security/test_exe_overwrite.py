@@ -1,0 +1,216 @@
+"""CVE-2019-5736 class: a container must never get a writable handle on a host binary or library
+(the runtime's init stub, the host Python, libpython, the C extension) through /proc/<pid>/exe or
+/proc/<pid>/map_files of any process it can see, nor through a `#!/proc/self/exe` entrypoint."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _attack import attack_findings, has_command, own_inodes, wait_file
+
+
+def plant(rootfs: Path, attacker_bin: Path) -> None:
+    shutil.copy(attacker_bin, rootfs / "attacker")
+    evil = rootfs / "evil"
+    evil.write_text("#!/proc/self/exe\n")
+    evil.chmod(0o755)
+
+
+def test_waiting_init_is_a_sealed_memfd_mapping_no_host_file(rt, make_bundle, cid):
+    """Between create and start the container's only process is the stub, run from a sealed memfd:
+    its exe cannot be opened for writing, and it maps no file of the host at all."""
+    rt("create", "--bundle", str(make_bundle(["true"])), cid)
+    try:
+        pid = rt.state(cid)["pid"]
+        exe = f"/proc/{pid}/exe"
+        assert os.readlink(exe).startswith("/memfd:pyruntime-init")
+        with pytest.raises(OSError) as e:
+            os.open(exe, os.O_WRONLY)
+        assert e.value.errno in (26, 1)  # ETXTBSY (being executed) or EPERM (sealed)
+        fd = os.open(exe, os.O_RDONLY)
+        try:
+            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+            want = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+            assert seals & want == want
+            with pytest.raises(OSError):
+                os.pwrite(fd, b"x", 0)
+        finally:
+            os.close(fd)
+        files = {line.split()[5] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                 if len(line.split()) >= 6 and line.split()[5].startswith("/")}
+        assert all(f.startswith("/memfd:pyruntime-init") for f in files), files
+    finally:
+        rt("delete", "--force", cid)
+
+
+def test_shebang_proc_self_exe_entrypoint(rt, evil_bundle, evil_rootfs, attacker_bin, cid):
+    """The entrypoint is a script whose interpreter is /proc/self/exe: the kernel re-runs whatever
+    executes the entrypoint. That is the stub from its memfd (not a host binary); it refuses to run
+    without its arguments, and nothing of the host is reachable or changed."""
+    plant(evil_rootfs, attacker_bin)
+    proc = rt("run", "--bundle", str(evil_bundle(["/evil"])), cid, check=False)
+    assert proc.returncode == 125, (proc.returncode, proc.stderr)
+    assert "initstub: usage" in proc.stderr
+
+
+def _joined(a_pid: int, entry: list[str]):  # noqa: ANN202 - config edit
+    def edit(config: dict) -> None:
+        for ns in config["linux"]["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = f"/proc/{a_pid}/ns/pid"
+        config["process"]["args"] = entry
+
+    return edit
+
+
+@pytest.mark.parametrize("ptrace", [False, True], ids=["default-caps", "cap-sys-ptrace"])
+def test_container_sharing_pid_ns_cannot_reach_host_binaries(rt, evil_bundle, evil_rootfs, attacker_bin, cid,
+                                                              ptrace):
+    """Container A scans every process it can see, as fast as it can, for a writable or O_PATH handle
+    on an exe or mapped file while the runtime sets container B up in A's pid namespace (B's init
+    is the runtime's Python until it execs the stub) and B runs a `#!/proc/self/exe` entrypoint.
+    A holds CAP_SYS_ADMIN (map_files needs it); with CAP_SYS_PTRACE too it could pass the
+    non-dumpable check, which is why the runtime's Python must never be reachable at all."""
+    plant(evil_rootfs, attacker_bin)
+
+    def caps(config: dict) -> None:
+        if ptrace:
+            for k in ("bounding", "effective", "permitted"):
+                config["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+
+    a = evil_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=caps, name="a")
+    rt("run", "--detach", "--bundle", str(a), f"{cid}-a")
+    try:
+        a_pid = rt.state(f"{cid}-a")["pid"]
+        wait_file(evil_rootfs / "scan.out", "SCANNING")
+        deadline = time.monotonic() + 2.5
+        n = 0
+        while time.monotonic() < deadline:
+            b = evil_bundle(["/evil"], edit=_joined(a_pid, ["/evil"]), name=f"b{n}")
+            rt("create", "--bundle", str(b), f"{cid}-b{n}")
+            rt("start", f"{cid}-b{n}")
+            time.sleep(0.05)
+            rt("delete", "--force", f"{cid}-b{n}")
+            n += 1
+        out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
+    finally:
+        rt("delete", "--force", f"{cid}-a")
+    assert "pyruntime-init" in out, "the attacker never saw the stub: the attack did not run"
+    bad = attack_findings(out, own_inodes(evil_rootfs))
+    assert not bad, "\n".join(bad)
+    if ptrace:  # it did reach the runtime's Python and libraries: read-only mounts are what stopped it
+        assert "Read-only file system" in out
+
+
+@pytest.mark.skipif(not has_command("exec"), reason="`pyruntime exec` is not implemented yet (issue: exec)")
+@pytest.mark.parametrize("ptrace", [False, True], ids=["default-caps", "cap-sys-ptrace"])
+def test_exec_into_container_cannot_expose_host_binaries(rt, evil_bundle, evil_rootfs, attacker_bin, cid, ptrace):
+    """The process `exec` puts into a running container must not be a host binary the container
+    can reopen for writing: the container scans while `exec` runs a `#!/proc/self/exe` program."""
+    plant(evil_rootfs, attacker_bin)
+
+    def caps(config: dict) -> None:
+        if ptrace:
+            for k in ("bounding", "effective", "permitted"):
+                config["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+
+    bundle = evil_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=caps)
+    rt("run", "--detach", "--bundle", str(bundle), cid)
+    try:
+        wait_file(evil_rootfs / "scan.out", "SCANNING")
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            rt("exec", cid, "/evil", check=False)
+            rt("exec", cid, "true", check=False)
+        out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
+    finally:
+        rt("delete", "--force", cid)
+    assert "pyruntime-init" in out, "the attacker never saw an exec'd process: the attack did not run"
+    bad = attack_findings(out, own_inodes(evil_rootfs))
+    assert not bad, "\n".join(bad)
+    if ptrace:  # it did reach the runtime's Python and libraries: read-only mounts are what stopped it
+        assert "Read-only file system" in out
+
+
+def test_stub_rejects_writes_to_itself_from_inside(rt, evil_bundle, evil_rootfs, attacker_bin, cid):
+    """The container's process opens /proc/1/exe (the stub memfd it was started from, if anything
+    still runs it) and its own exe read-write: nothing of the host is reachable."""
+    plant(evil_rootfs, attacker_bin)
+    proc = rt("run", "--bundle", str(evil_bundle(["/attacker", "writeself"])), cid, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "WRITTEN" not in proc.stdout
+    # /attacker itself is the container's own file, busy while it runs
+    assert "Text file busy" in proc.stdout
+
+
+@pytest.fixture
+def userns_rootfs(evil_rootfs: Path) -> Iterator[Path]:
+    """The evil rootfs moved where a user namespace's root can reach it (pytest's tmp is 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="prt-userns-", dir="/tmp"))
+    top.chmod(0o755)
+    dest = top / "rootfs"
+    subprocess.run(["cp", "-a", str(evil_rootfs), str(dest)], check=True)
+    yield dest
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_user_namespaced_container_cannot_reach_joining_init(rt, make_bundle, userns_rootfs, attacker_bin, cid):
+    """Container A's root has every capability of A's user namespace (CAP_SYS_PTRACE included) and
+    container B's init (the runtime's Python) joins that user namespace and A's pid namespace. B's
+    init is not dumpable (PR_SET_DUMPABLE(0) before the fork, and again by the kernel when it changes
+    to the namespace's root) and its mm belongs to the host's user namespace, so A must see
+    nothing of it: no exe, no map_files, no handle on the host's Python or its libraries."""
+    evil_rootfs = userns_rootfs
+    plant(evil_rootfs, attacker_bin)
+    subprocess.run(["chown", "-R", "100000:100000", str(evil_rootfs)], check=True)
+    all_caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID", "CAP_SETGID",
+                "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
+
+    def userns(config: dict) -> None:
+        config["root"] = {"path": str(evil_rootfs), "readonly": False}
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        for k in ("bounding", "effective", "permitted"):
+            config["process"]["capabilities"][k] = all_caps
+        config["mounts"] = [m for m in config["mounts"] if m["type"] not in ("sysfs", "mqueue")]
+
+    a = make_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=userns, name="a")
+    rt("run", "--detach", "--bundle", str(a), f"{cid}-a")
+    try:
+        a_pid = rt.state(f"{cid}-a")["pid"]
+        wait_file(evil_rootfs / "scan.out", "SCANNING")
+
+        def join(config: dict) -> None:
+            userns(config)
+            for ns in config["linux"]["namespaces"]:
+                if ns["type"] in ("pid", "user"):
+                    ns["path"] = f"/proc/{a_pid}/ns/{ns['type']}"
+            config["linux"].pop("uidMappings")
+            config["linux"].pop("gidMappings")
+
+        deadline = time.monotonic() + 2.5
+        n = 0
+        while time.monotonic() < deadline:
+            b = make_bundle(["/evil"], edit=join, name=f"b{n}")
+            rt("create", "--bundle", str(b), f"{cid}-b{n}")
+            rt("delete", "--force", f"{cid}-b{n}")
+            n += 1
+        out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
+    finally:
+        rt("delete", "--force", f"{cid}-a")
+    assert "pyruntime-init" in out, "the attacker never saw B's init: the attack did not run"
+    python = os.path.basename(os.path.realpath(sys.executable))
+    seen = [line for line in out.splitlines() if python in line or "libpython" in line]
+    assert not seen, "A reached the runtime's Python in B's init:\n" + "\n".join(seen)
+    bad = attack_findings(out, own_inodes(evil_rootfs))
+    assert not bad, "\n".join(bad)
