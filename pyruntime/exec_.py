@@ -164,6 +164,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
         if opts.pid_file:
             _check_pid_file_dir(opts.pid_file)
         cap_sets = caps.resolve_sets(process.get("capabilities"), file, "capabilities")
+        _check_labels(process, file)
         seccomp_prog = _compile_seccomp(c)
         cgroup_paths = _cgroup_paths(c.cgroup_paths, opts.cgroup)
 
@@ -348,6 +349,21 @@ def _cgroup_paths(paths: dict[str, str], requests: list[str]) -> dict[str, str]:
         if not matched:
             raise RuntimeFailure(f"--cgroup {req!r}: no hierarchy with controller {ctrls!r}")
     return out
+
+
+def _check_labels(process: dict[str, Any], file: str) -> None:
+    """Decide here, on the host's /sys and /proc, whether the LSMs are on (the result is cached and
+    inherited): inside the container those paths are the container's to fake."""
+    if not (process.get("apparmorProfile") or process.get("selinuxLabel")):
+        return
+    try:
+        from .security import lsm
+    except ImportError:  # pragma: no cover - the process-security area's module
+        return
+    try:
+        lsm.check_process(process, file, "")
+    except ConfigError as e:
+        raise ConfigError(file, e.path.lstrip("."), e.cause) from None
 
 
 def _check_pid_file_dir(path: str) -> None:

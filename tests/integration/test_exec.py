@@ -369,3 +369,27 @@ def test_seccomp_of_the_container_applies_to_exec(rt, make_bundle, cid):
             assert out == ["Seccomp:", "2", "rc=1"], (user, out)
     finally:
         rt("delete", "--force", cid)
+
+
+def test_exec_into_a_user_namespace(rt, make_bundle, cid, tmp_path):
+    """setns through the pidfd enters the user namespace first: ids are the container's, mapped on the host."""
+    def edit(config):  # noqa: ANN001, ANN202
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["mounts"] = [m for m in config["mounts"] if m["type"] != "sysfs"]
+
+    rt("create", "--bundle", str(make_bundle(["sleep", "1000"], edit=edit)), cid)
+    try:
+        rt("start", cid)
+        out = rt("exec", "-u", "1000:1000", "-g", "5", cid, "sh", "-c", "id -u; id -g; id -G; cat /proc/self/uid_map")
+        assert out.stdout.split() == ["1000", "1000", "1000", "5", "0", "100000", "65536"]
+        pid = _detached(rt, cid, tmp_path, "sleep 30")
+        try:
+            assert _status_field(pid, "Uid").split() == ["100000"] * 4
+            assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink(f"/proc/{_init_pid(rt, cid)}/ns/user")
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            wait_gone(pid)
+    finally:
+        rt("delete", "--force", cid)
