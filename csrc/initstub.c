@@ -4,27 +4,244 @@
  * so that no host binary is ever /proc/self/exe of a process inside the container (CVE-2019-5736),
  * and so that the process waiting for `start` costs a few hundred KB instead of a Python interpreter.
  *
- * usage: initstub LISTEN_FD PATH ARGV0 [ARGS...]   (environment: the container process's env)
- *   LISTEN_FD >= 0: accept one connection on that listening socket (sent by `start`), then exec;
+ * usage: initstub LISTEN_FD[:HOOKS_FD] PATH ARGV0 [ARGS...]   (environment: the container process's env)
+ *   LISTEN_FD >= 0: accept one connection on that listening socket (sent by `start`), run the
+ *     startContainer hooks described by HOOKS_FD (if given), answer "s" (or "e" + an error line), exec;
  *   LISTEN_FD == -1: exec at once (used by `exec` and by inits that already waited).
- * Policy (namespaces, mounts, credentials, seccomp) is all applied before this runs. */
+ * HOOKS_FD: a memfd written by the init (pyruntime/process/stub.py::hooks_memfd), NUL-separated:
+ *   STATE_JSON N { TIMEOUT PATH ARGC ARG... ENVC ENV... } x N      (TIMEOUT 0: none)
+ * Policy (namespaces, mounts, credentials, seccomp) is all applied before this runs. Signal
+ * dispositions and the mask are reset to the defaults just before the user's program is executed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
+static void reset_signals(void)
+{
+    sigset_t none;
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and libc-reserved ones */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* The next NUL-terminated string of the hooks blob, or NULL past its end. */
+static char *next_str(char **cur, char *end)
+{
+    char *s = *cur;
+    if (s >= end)
+        return NULL;
+    char *nul = memchr(s, '\0', (size_t)(end - s));
+    if (!nul)
+        return NULL;
+    *cur = nul + 1;
+    return s;
+}
+
+/* Run one hook with the state on its stdin; 0 on success, else -1 with err filled in. */
+static int run_hook(int index, long timeout_s, char *path, char **args, char **envs, const char *state,
+                    char *err, size_t errlen)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "startContainer hook #%d (%s): pipe: %s", index, path, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "startContainer hook #%d (%s): fork: %s", index, path, strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        reset_signals();
+        execve(path, args, envs);
+        dprintf(2, "cannot execute %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    const char *p = state;
+    size_t left = strlen(state);
+    while (left > 0) { /* a hook may ignore its stdin: EPIPE (SIGPIPE is ignored here) ends this */
+        ssize_t n = write(in[1], p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t)n;
+    }
+    close(in[1]);
+
+    char tail[256] = "";
+    size_t tail_len = 0;
+    int out_open = 1, status = 0, timed_out = 0;
+    long deadline = timeout_s > 0 ? now_ms() + timeout_s * 1000L : 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (deadline && now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            timed_out = 1;
+            break;
+        }
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        if (poll(&pfd, out_open ? 1 : 0, 10) > 0) {
+            char buf[512];
+            ssize_t n = read(out[0], buf, sizeof buf);
+            if (n <= 0) {
+                out_open = 0;
+            } else { /* keep the last bytes: the error line is usually at the end */
+                if ((size_t)n >= sizeof tail - 1) {
+                    memcpy(tail, buf + n - (sizeof tail - 1), sizeof tail - 1);
+                    tail_len = sizeof tail - 1;
+                } else {
+                    if (tail_len + (size_t)n > sizeof tail - 1) {
+                        size_t drop = tail_len + (size_t)n - (sizeof tail - 1);
+                        memmove(tail, tail + drop, tail_len - drop);
+                        tail_len -= drop;
+                    }
+                    memcpy(tail + tail_len, buf, (size_t)n);
+                    tail_len += (size_t)n;
+                }
+                tail[tail_len] = '\0';
+            }
+        }
+    }
+    if (out_open) { /* what the hook wrote just before it exited */
+        fcntl(out[0], F_SETFL, O_NONBLOCK);
+        char buf[256];
+        ssize_t n;
+        while ((n = read(out[0], buf, sizeof buf - 1)) > 0) {
+            if (tail_len + (size_t)n > sizeof tail - 1)
+                tail_len = 0;
+            memcpy(tail + tail_len, buf, (size_t)n);
+            tail_len += (size_t)n;
+            tail[tail_len] = '\0';
+        }
+    }
+    close(out[0]);
+    while (tail_len > 0 && (tail[tail_len - 1] == '\n' || tail[tail_len - 1] == '\r'))
+        tail[--tail_len] = '\0';
+    char *last = strrchr(tail, '\n');
+    last = last ? last + 1 : tail;
+    for (char *c = last; *c; c++)
+        if (*c < ' ')
+            *c = ' ';
+    const char *sep = *last ? ": " : "";
+    if (timed_out) {
+        snprintf(err, errlen, "startContainer hook #%d (%s): timed out after %lds", index, path, timeout_s);
+        return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        snprintf(err, errlen, "startContainer hook #%d (%s) failed with exit status %d%s%s", index, path,
+                 WEXITSTATUS(status), sep, last);
+        return -1;
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(err, errlen, "startContainer hook #%d (%s) was killed by signal %d%s%s", index, path,
+                 WTERMSIG(status), sep, last);
+        return -1;
+    }
+    return 0;
+}
+
+/* Run every startContainer hook in the blob of fd, in order; stop at the first failure. */
+static int run_hooks(int fd, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > (64 << 20)) {
+        snprintf(err, errlen, "startContainer hooks: unreadable description");
+        return -1;
+    }
+    char *blob = malloc((size_t)st.st_size + 1);
+    if (!blob) {
+        snprintf(err, errlen, "startContainer hooks: out of memory");
+        return -1;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, blob + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    blob[got] = '\0';
+    char *cur = blob, *end = blob + got;
+    char *state = next_str(&cur, end), *count = next_str(&cur, end);
+    if (!state || !count)
+        goto bad;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    int rc = 0;
+    for (int i = 0, n = atoi(count); i < n && rc == 0; i++) {
+        char *timeout = next_str(&cur, end), *path = next_str(&cur, end), *argc_s = next_str(&cur, end);
+        if (!timeout || !path || !argc_s)
+            goto bad;
+        int argc = atoi(argc_s);
+        if (argc < 0 || argc > 100000)
+            goto bad;
+        char **args = calloc((size_t)argc + 1, sizeof *args);
+        for (int a = 0; args && a < argc; a++)
+            if (!(args[a] = next_str(&cur, end)))
+                goto bad;
+        char *envc_s = next_str(&cur, end);
+        int envc = envc_s ? atoi(envc_s) : -1;
+        if (!args || envc < 0 || envc > 100000)
+            goto bad;
+        char **envs = calloc((size_t)envc + 1, sizeof *envs);
+        for (int e = 0; envs && e < envc; e++)
+            if (!(envs[e] = next_str(&cur, end)))
+                goto bad;
+        if (!envs)
+            goto bad;
+        rc = run_hook(i, atol(timeout), path, args, envs, state, err, errlen);
+        free(args);
+        free(envs);
+    }
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    free(blob);
+    return rc;
+bad:
+    snprintf(err, errlen, "startContainer hooks: malformed description");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "initstub: usage: initstub LISTEN_FD PATH ARGV0 [ARGS...]\n");
+        fprintf(stderr, "initstub: usage: initstub LISTEN_FD[:HOOKS_FD] PATH ARGV0 [ARGS...]\n");
         return 125;
     }
     int listen_fd = atoi(argv[1]);
+    char *colon = strchr(argv[1], ':');
+    int hooks_fd = colon ? atoi(colon + 1) : -1;
     if (listen_fd >= 0) {
         int conn;
         do {
@@ -35,10 +252,24 @@ int main(int argc, char **argv)
             return 125;
         }
         close(listen_fd);
+        if (hooks_fd >= 0) {
+            char err[512];
+            if (run_hooks(hooks_fd, err, sizeof err) != 0) {
+                char msg[520];
+                int len = snprintf(msg, sizeof msg, "e%s", err);
+                (void)!write(conn, msg, (size_t)(len < (int)sizeof msg ? len : (int)sizeof msg - 1));
+                close(conn);
+                return 1;
+            }
+            close(hooks_fd);
+        }
         /* Tell `start` we are about to exec; it then runs poststart hooks. */
         (void)!write(conn, "s", 1);
         close(conn);
+    } else if (hooks_fd >= 0) {
+        close(hooks_fd);
     }
+    reset_signals();
     execve(argv[2], &argv[3], environ);
     int err = errno;
     fprintf(stderr, "exec %s: %s\n", argv[2], strerror(err));

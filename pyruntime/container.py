@@ -187,13 +187,18 @@ def start(c: Container) -> None:
             os.unlink(state.START_SOCKET, dir_fd=c.dir_fd)
         except FileNotFoundError:
             pass
-        sock.settimeout(30)
-        acked = sock.recv(1)
+        # startContainer hooks run in the stub before it answers, bounded by their own timeouts.
+        sock.settimeout(None if (c.config.get("hooks") or {}).get("startContainer") else 30)
+        acked = b""
+        while len(acked) < 4096 and (chunk := sock.recv(4096)):  # "s", or "e" + why, then EOF
+            acked += chunk
     except OSError as e:
         raise RuntimeFailure(f"cannot start container {c.id}: {e.strerror or e}") from None
     finally:
         sock.close()
     _checkpoint("start:acked")
+    if acked.startswith(b"e"):
+        raise RuntimeFailure(acked[1:].decode(errors="replace"))
     if acked != b"s":
         raise RuntimeFailure(f"container {c.id} init exited before it could start")
     try:

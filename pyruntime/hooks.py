@@ -92,6 +92,18 @@ def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes
                         output += chunk
                 else:
                     _, status = os.waitpid(pid, 0)
-                    return status, bytes(output)
+                    return status, bytes(output) + _drain(out_fd, OUTPUT_LIMIT - len(output))
     finally:
         os.close(pidfd)
+
+
+def _drain(fd: int, limit: int) -> bytes:
+    """What the hook wrote just before it exited (its exit may be seen before its output)."""
+    os.set_blocking(fd, False)
+    data = bytearray()
+    try:
+        while len(data) < limit and (chunk := os.read(fd, 65536)):
+            data += chunk
+    except BlockingIOError:
+        pass  # a child of the hook still holds the pipe open
+    return bytes(data[:max(limit, 0)])

@@ -22,6 +22,7 @@ from .._native import lib
 from ..errors import RuntimeFailure
 from ..rootfs import devices, mounts, paths, pivot, resolve
 from ..security import identity, rlimits
+from . import stub
 from .channel import Channel
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             os._exit(1)
     if hooks_cfg.get("createContainer"):
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
+    start_state = _hook_state(plan, "created") if hooks_cfg.get("startContainer") else None  # host pid: now
     if plan.console_fd >= 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
         pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         console.attach_pty(pty_root, plan.console_fd, process)
@@ -118,6 +120,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if (config.get("root") or {}).get("readonly"):
             pivot.remount_root_readonly()
     block_imports()
+    hooks_fd = -1
+    if start_state is not None and plan.listen_fd >= 0:  # run by the stub after `start`, before the exec
+        hooks_fd = _move_high(stub.hooks_memfd(start_state, hooks_cfg["startContainer"]), 5 + plan.preserve_fds)
 
     # -- the process ----------------------------------------------------------------------------
     if not plan.no_new_keyring:
@@ -138,12 +143,14 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         prctl.set_no_new_privs(1)
     os.umask(user.get("umask", 0o022))
     listen_fd = _arrange_fds(plan)
+    if hooks_fd >= 0:
+        os.set_inheritable(hooks_fd, True)
     if plan.seccomp is not None:
         from ..security import seccomp
 
         seccomp.load(plan.seccomp, plan)
     chan.send(ready=True)
-    argv = ["pyruntime-init", str(listen_fd), path, *process["args"]]
+    argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
     os.execve(plan.stub_fd, argv, env)
 
 
@@ -157,7 +164,8 @@ def describe(e: BaseException) -> str:
 
 
 def _hook_state(plan: InitPlan, status: str) -> dict[str, Any]:
-    state = {"ociVersion": "1.3.0", "id": plan.container_id, "status": status, "pid": os.getpid(),
+    # The pid as the host sees it: /proc is still the host's here (before pivot_root), so /proc/self is.
+    state = {"ociVersion": "1.3.0", "id": plan.container_id, "status": status, "pid": int(os.readlink("/proc/self")),
              "bundle": plan.bundle}
     if plan.config.get("annotations"):
         state["annotations"] = plan.config["annotations"]

@@ -8,7 +8,9 @@ writing; the seals make the memfd itself immutable.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+from typing import Any
 
 STUB_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_initstub")
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -19,6 +21,21 @@ def sealed_memfd() -> int:
         code = f.read()
     fd = os.memfd_create("pyruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     view = memoryview(code)
+    while view:
+        view = view[os.write(fd, view):]
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    return fd
+
+
+def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
+    """The startContainer hooks for the stub to run after `start` (format: csrc/initstub.c)."""
+    parts = [json.dumps(state), str(len(hooks))]
+    for hook in hooks:
+        args, env = hook.get("args") or [hook["path"]], hook.get("env") or []
+        parts += [str(hook.get("timeout") or 0), hook["path"], str(len(args)), *args, str(len(env)), *env]
+    data = b"".join(p.encode() + b"\0" for p in parts)
+    fd = os.memfd_create("pyruntime-hooks", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)

@@ -265,3 +265,18 @@ def test_preserved_fds_with_create_and_start(rt, make_bundle, cid, tmp_path):
         assert os.readlink(f"/proc/{pid}/fd/3") == str(tmp_path / "fd3.txt")
     finally:
         _finish(rt, cid)
+
+
+def test_signal_dispositions_and_mask_are_default(rt, make_bundle, cid, tmp_path):
+    """Nothing the runtime ignored or blocked (Python ignores SIGPIPE and SIGXFSZ) reaches the program."""
+    bundle = make_bundle(["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"])
+    proc = rt("run", "--bundle", str(bundle), cid, preexec_fn=_ignore_some_signals)
+    fields = dict(line.split(":\t") for line in proc.stdout.splitlines())
+    assert fields == {"SigIgn": "0000000000000000", "SigBlk": "0000000000000000"}
+
+
+def _ignore_some_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
