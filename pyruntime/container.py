@@ -277,7 +277,11 @@ def _destroy(c: Container) -> None:
         try:
             if c.init_alive():
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            select.select([pidfd], [], [], 10)
+            # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
+            # is PID 1 of its namespace stays unexited until every process of the namespace is
+            # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
+            if not c.cgroup_paths:
+                select.select([pidfd], [], [], 10)
         except ProcessLookupError:
             pass
         finally:

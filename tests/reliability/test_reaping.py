@@ -144,3 +144,25 @@ def _cgroup_pids(cgroup_parent: str) -> list[str]:
             with open(os.path.join(d, "cgroup.procs")) as f:
                 pids += f.read().split()
     return pids
+
+
+def test_delete_force_with_an_orphaned_exec_process_is_fast(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """An exec whose runtime was killed leaves its process a child of the host's init: the container's
+    init (PID 1 of its namespace) then cannot finish exiting until that init reaps it. delete must
+    not wait for that: the cgroup being empty is what counts."""
+    tag = new_tag()
+    bundle = make_bundle(["sleep", "1000"], edit=lambda c: tag_config(c, tag))
+    rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    execer = subprocess.Popen(rt.argv("exec", cid, "sleep", "1000"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tagged_env(tag))
+    try:
+        wait_until(lambda: len(_cgroup_pids(cgroup_parent)) >= 2, what="the exec'd process")
+    finally:
+        execer.kill()
+        execer.wait()
+    t0 = time.monotonic()
+    rt("delete", "--force", cid)
+    took = time.monotonic() - t0
+    print(f"delete --force with an orphaned exec child: {took * 1000:.0f} ms")
+    assert took < 1.0, f"delete --force took {took:.2f}s"
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
