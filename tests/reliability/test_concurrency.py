@@ -128,3 +128,40 @@ def test_readers_during_creates_and_deletes(rt, make_bundle, cgroup_parent, tmp_
     for cid in ids:
         rt("delete", "--force", cid)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_state_and_list_during_a_slow_create_read_creating(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """While create works (here: a slow prestart hook) the container has no pid yet: state and list
+    say "creating" (the creator holds the lock), never fail; afterwards "created"."""
+    import subprocess
+    import time
+
+    from conftest import wait_until
+
+    tag = new_tag()
+
+    def edit(c):
+        c["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "1.5"]}]}
+        tag_config(c, tag)
+
+    bundle = make_bundle(["sleep", "1000"], edit=edit)
+    creator = subprocess.Popen(rt.argv("create", "--bundle", str(bundle), cid), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tagged_env(tag))
+    try:
+        wait_until(lambda: rt("state", cid, check=False).returncode == 0, what="the state dir")
+        st = rt.state(cid)
+        assert st["status"] == "creating" and st["pid"] == 0, st
+        listed = {c["id"]: c["status"] for c in json.loads(rt("list", "--format", "json").stdout)}
+        assert listed[cid] == "creating"
+        p = rt("start", cid, check=False)  # waits for the lock, then finds it created
+        assert creator.wait(timeout=30) == 0
+        _one_line(p)
+        assert p.returncode == 0, p.stderr
+        time.sleep(0.1)
+        assert rt.state(cid)["status"] == "running"
+    finally:
+        if creator.poll() is None:
+            creator.kill()
+            creator.wait()
+    rt("delete", "--force", cid)
+    assert_clean(rt, tag, cgroup_parent, tmp_path)

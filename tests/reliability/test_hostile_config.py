@@ -299,3 +299,45 @@ def test_mutated_config_through_the_cli(rt, tmp_path, cgroup_parent, fuzz_rootfs
         assert not cgroup_dirs(f"/pyruntime/{cid}")
 
     check()
+
+
+EXEC_CASES = [
+    # (process.json bytes, words the one error line must contain)
+    (b"nope", "invalid JSON"),
+    (b"[]", "expected a JSON object"),
+    (b"{}", "cwd: required field is missing"),
+    (b'{"args":"ls","cwd":"/"}', "args: expected an array"),
+    (b'{"args":["true"],"cwd":5}', "cwd: expected a string"),
+    (b'{"args":["true"],"cwd":"/","user":{"uid":-1,"gid":0}}', "user.uid"),
+    (b'{"args":["true"],"cwd":"/","user":null}', ""),
+    (b'{"args":["\\udcff"],"cwd":"/"}', "args[0]"),
+    (b'{"args":["true"],"cwd":"/\xff"}', "invalid UTF-8"),
+    (b'{"args":["true"],"cwd":"/","capabilities":{"bounding":["CAP_X"]}}', "capabilities.bounding[0]"),
+    (b'{"args":["true"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":5,"hard":1}]}', "rlimits[0]"),
+    (b'{"args":["true"],"cwd":"/","env":["A"]}', "env[0]"),
+    (b'{"args":[],"cwd":"/"}', "args"),
+    (("[" * 100_000).encode(), "nested too deeply"),
+]
+
+
+def test_bad_exec_process_json_is_one_clear_line(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    tag = new_tag()
+    bundle = make_bundle(["sleep", "1000"], edit=lambda c: c["process"]["env"].append(f"PRT_LEAK_TAG={tag}"))
+    rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    try:
+        for n, (data, words) in enumerate(EXEC_CASES):
+            path = tmp_path / f"p{n}.json"
+            path.write_bytes(data)
+            proc = rt("exec", "--process", str(path), cid, check=False, env=tagged_env(tag))
+            if proc.returncode == 0:  # only an accepted process may run
+                assert not words, f"{data[:60]!r} accepted"
+                continue
+            assert proc.returncode == 1, (data[:60], proc.returncode, proc.stderr)
+            err = one_clear_line(proc)
+            assert str(path) in err and words in err, (data[:60], err)
+        # nothing of the failed execs stayed in the container
+        procs = (Path("/sys/fs/cgroup/pids") / cgroup_parent.lstrip("/") / "b0" / "cgroup.procs").read_text().split()
+        assert len(procs) == 1, procs
+    finally:
+        rt("delete", "--force", cid)
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
