@@ -1,4 +1,5 @@
-"""The podman tier's fixtures: a private podman environment (tests/podman/setup.sh), a `podman`
+"""The podman tier's fixtures (imported by test_podman.py; not a conftest.py, which would shadow the
+top-level conftest module that other tiers import by name): a private podman environment (tests/podman/setup.sh), a `podman`
 caller bound to one runtime (pyruntime, and runc as the control), and leak checks.
 
 Nothing touches the host's podman configuration or storage: CONTAINERS_CONF, CONTAINERS_STORAGE_CONF
@@ -83,9 +84,18 @@ class PodmanEnv:
     def __init__(self, directory: str, env: dict[str, str], bridge: str, subnet: str) -> None:
         self.dir, self.env, self.bridge, self.subnet = directory, env, bridge, subnet
 
+    def container_ids(self) -> set[str]:
+        """Every container this environment ever created (from podman's events file), so that the
+        leak checks never blame containers of another podman user on the same host."""
+        try:
+            text = Path(self.dir, "tmp", "events", "events.log").read_text()
+        except FileNotFoundError:
+            return set()
+        return set(re.findall(r'"ID":"([0-9a-f]{64})"', text))
 
-@pytest.fixture(scope="session")
-def podman_env() -> Iterator[PodmanEnv]:
+
+@pytest.fixture(scope="session", name="podman_env")
+def podman_env_fixture() -> Iterator[PodmanEnv]:
     reason = _missing()
     if reason:
         pytest.skip(reason)
@@ -103,7 +113,9 @@ def podman_env() -> Iterator[PodmanEnv]:
     env.update(CONTAINERS_CONF=f"{directory}/containers.conf",
                CONTAINERS_STORAGE_CONF=f"{directory}/storage.conf",
                CONTAINERS_REGISTRIES_CONF=f"{directory}/registries.conf")
-    yield PodmanEnv(directory, env, bridge, subnet)
+    penv = PodmanEnv(directory, env, bridge, subnet)
+    yield penv
+    ours = penv.container_ids()
     subprocess.run(["sh", str(HERE / "teardown.sh"), directory], env=env, capture_output=True, timeout=300)
     leaked = conmon_pids(directory)
     for pid in leaked:
@@ -114,7 +126,7 @@ def podman_env() -> Iterator[PodmanEnv]:
             os.rmdir(d)
         except OSError:
             pass
-    left = sorted(libpod_cgroups() - cgroups_before)
+    left = sorted(d for d in libpod_cgroups() - cgroups_before if os.path.basename(d).removeprefix("libpod-") in ours)
     assert not leaked, f"conmon processes left after the session: {leaked}"
     assert not left, f"cgroups left after the session: {left}"
     assert not os.path.exists(directory)
@@ -168,28 +180,24 @@ class Podman:
             time.sleep(0.1)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    outcome = yield
-    if call.when == "call":
-        item.call_failed = outcome.get_result().failed  # leak checks report only on passing tests
-
-
-@pytest.fixture(params=RUNTIMES)
-def podman(request: pytest.FixtureRequest, podman_env: PodmanEnv) -> Iterator[Podman]:
+@pytest.fixture(params=RUNTIMES, name="podman")
+def podman_fixture(request: pytest.FixtureRequest, podman_env: PodmanEnv) -> Iterator[Podman]:
     runtime = request.param
     p = Podman(runtime, podman_env)
+    failed_before = request.session.testsfailed
     states_before = state_ids(runtime)
     cgroups_before = libpod_cgroups()
     yield p
     left = p("ps", "-a", "-q", "--no-trunc", check=False).stdout.split()
     if left:
         p("rm", "-f", "-t", "0", *left, check=False)
-    leaked_states = sorted(state_ids(runtime) - states_before)
+    ours = podman_env.container_ids()
+    leaked_states = sorted((state_ids(runtime) - states_before) & ours)
     for cid in leaked_states:
         subprocess.run([shutil.which(runtime) if runtime == "runc" else RUNTIME, "delete", "--force", cid],
                        capture_output=True, timeout=60)
-    leaked_cgroups = sorted(c for c in libpod_cgroups() - cgroups_before if "/libpod-" in c)
+    leaked_cgroups = sorted(c for c in libpod_cgroups() - cgroups_before
+                            if os.path.basename(c).removeprefix("libpod-") in ours)
     for d in sorted(leaked_cgroups, key=lambda p: -p.count("/")):
         try:
             os.rmdir(d)
@@ -198,8 +206,8 @@ def podman(request: pytest.FixtureRequest, podman_env: PodmanEnv) -> Iterator[Po
     leaked_conmon = conmon_pids(podman_env.dir)
     for pid in leaked_conmon:
         os.kill(pid, signal.SIGKILL)
-    if getattr(request.node, "call_failed", True):
-        return  # the failure is reported already; its leftovers were cleaned above
+    if request.session.testsfailed != failed_before:
+        return  # the test failed (reported already); its leftovers were cleaned above
     assert not left, f"test left podman containers: {left}"
     assert not leaked_states, f"runtime state left in {STATE_ROOTS[runtime]}: {leaked_states}"
     assert not leaked_cgroups, f"cgroups left: {leaked_cgroups}"

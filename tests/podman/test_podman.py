@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from podman_env import podman_env_fixture, podman_fixture  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.podman
 
