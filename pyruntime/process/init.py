@@ -19,7 +19,7 @@ import prctl
 
 from .. import console, hooks, native
 from .._native import lib
-from ..errors import RuntimeFailure
+from ..errors import ConfigError, RuntimeFailure
 from ..rootfs import devices, mounts, paths, pivot, resolve
 from ..security import identity, rlimits
 from . import stub
@@ -44,9 +44,17 @@ def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in th
         _setup(plan, chan)
     except BaseException as e:  # noqa: BLE001
         try:
-            chan.send(error=describe(e))
+            chan.send(error=_located(plan, e))
         finally:
             os._exit(1)
+
+
+_AT = [""]  # the config.json entry being applied, so that its failure names the JSON path
+
+
+def _located(plan: InitPlan, e: BaseException) -> str:
+    msg = describe(e)
+    return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
 
 def _setup(plan: InitPlan, chan: Channel) -> None:
@@ -74,11 +82,13 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         new_cgroupns = "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]
         for i, entry in enumerate(config.get("mounts") or []):
+            _AT[0] = f"mounts[{i}]"
             m = mounts.parse(entry, i, plan.bundle, plan.config_file)
             if m.type == "cgroup":
                 mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
             else:
                 mounts.mount_into(root_fd, m, linux.get("mountLabel"))
+        _AT[0] = ""
         if devices.needs_dev_setup(config):
             devices.create_devices(root_fd, config, userns)
         _make_cwd(root_fd, process["cwd"])

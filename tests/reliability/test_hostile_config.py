@@ -103,6 +103,11 @@ EDIT_CASES = {
     "unknown namespace": (_set("linux.namespaces", [{"type": "nope"}]), "linux.namespaces[0].type"),
     "cgroup escape": (_set("linux.cgroupsPath", "/a/../../b"), "linux.cgroupsPath"),
     "env without =": (_set("process.env", ["NOEQUALS"]), "process.env[0]"),
+    # failures of the init while it applies an entry name the entry too
+    "bad mount option": (_set("mounts.0.options", ["bogus"]), "mounts[0]"),
+    "unknown fstype": (_set("mounts.1.type", "nosuchfs"), "mounts[1]"),
+    "missing bind source": (_set("mounts.6", {"destination": "/tmp", "type": "bind", "source": "/nonexistent",
+                                              "options": ["rbind"]}), "mounts[6]"),
 }
 
 
