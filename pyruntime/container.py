@@ -65,6 +65,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         from .security import sealed
 
         sealed.ensure(sealed.exposed([None], False))
+    from .security import validate
+
+    validate.check_config(config, namespaces, file)  # scheduler, sysctl, personality, LSM...: before anything exists
     cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
     if os.geteuid() != 0:
         if "user" not in namespaces:

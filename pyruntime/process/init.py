@@ -21,7 +21,7 @@ from .. import console, hooks, native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..rootfs import devices, mounts, paths, pivot, resolve
-from ..security import identity, rlimits
+from ..security import identity, lsm, numa, personality, rlimits, sched, seccomp, sysctl
 from . import stub
 from .channel import Channel
 
@@ -68,9 +68,10 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     os.umask(0)
     os.setsid()
 
-    if "oomScoreAdj" in process:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process["oomScoreAdj"]))
+    sched.apply_oom_score_adj(process.get("oomScoreAdj"))
+    # AppArmor/SELinux labels for the next exec, written now through the host's /proc: the container's
+    # /proc could be faked by a mount over it (CVE-2019-16884).
+    lsm.apply_exec_labels(process)
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
     root_fd = -1
@@ -134,15 +135,20 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if start_state is not None and plan.listen_fd >= 0:  # run by the stub after `start`, before the exec
         hooks_fd = _move_high(stub.hooks_memfd(start_state, hooks_cfg["startContainer"]), 5 + plan.preserve_fds)
 
-    # -- the process ----------------------------------------------------------------------------
+    # -- the process: privileged steps while still root, the user change, then the filter last -------
     if not plan.no_new_keyring:
         try:
             native.join_session_keyring(None)
         except OSError:
             pass  # keyrings disabled or not permitted (runc ignores this too)
-    rlimits.apply(process.get("rlimits"))
+    sched.apply_scheduler(process.get("scheduler"))  # real-time policies/negative nice: CAP_SYS_NICE
+    sched.apply_io_priority(process.get("ioPriority"))  # IOPRIO_CLASS_RT: CAP_SYS_ADMIN
+    rlimits.apply(process.get("rlimits"))  # raising a hard limit needs CAP_SYS_RESOURCE
     env = _environment(process, plan)
     user = process.get("user") or {}
+    seccomp_late = plan.seccomp is None or seccomp.can_load_late(process, plan.cap_sets)
+    if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
+        seccomp.load(plan.seccomp, chan)
     _chdir(process["cwd"])
     identity.switch_user(user, plan.cap_sets, setgroups_allowed=not userns or _setgroups_allowed())
     _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
@@ -151,14 +157,16 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     path = find_executable(process["args"][0], env)
     if process.get("noNewPrivileges"):
         prctl.set_no_new_privs(1)
+    personality.apply(linux.get("personality"))
+    numa.apply(linux.get("memoryPolicy"))
     os.umask(user.get("umask", 0o022))
     listen_fd = _arrange_fds(plan)
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
-    if plan.seccomp is not None:
-        from ..security import seccomp
-
-        seccomp.load(plan.seccomp, plan)
+    if plan.seccomp is not None and seccomp_late:
+        # As late as possible: after this only write (ready), the exec of the stub, and the stub's
+        # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).
+        seccomp.load(plan.seccomp, chan)
     chan.send(ready=True)
     argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
     os.execve(plan.stub_fd, argv, env)
@@ -184,7 +192,7 @@ def _hook_state(plan: InitPlan, status: str) -> dict[str, Any]:
 
 def _write_sysctls(root_fd: int, sysctls: dict[str, str]) -> None:
     for key, value in sysctls.items():
-        rel = "proc/sys/" + key.replace(".", "/")
+        rel = "proc/sys/" + sysctl.proc_path(key)
         try:
             fd = native.openat2(root_fd, rel, os.O_WRONLY | os.O_TRUNC,
                                 lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_SYMLINKS | lib.RESOLVE_NO_MAGICLINKS)

@@ -18,6 +18,7 @@ from .. import cgroups, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
+from ..security import seccomp
 from . import init as init_mod
 from .channel import Channel
 
@@ -86,6 +87,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
                 hooks.run_all("createRuntime", hooks_cfg.get("createRuntime"), state)
                 checkpoint("spawn:hooks-done")
                 parent.send(ok=True)
+            elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener gets it with the state
+                seccomp.forward(plan.seccomp, msg, init_pid, dict(state_for_hooks, pid=init_pid, status="creating"))
             elif "ready" in msg:
                 checkpoint("spawn:ready")
         if not init_pid:

@@ -55,7 +55,20 @@ def resolve_sets(caps: dict[str, Any] | None, file: str, path: str) -> dict[str,
                                   f"{name} cannot be granted: it is not in this host's bounding set")
             nums.add(num)
         out[kind] = nums
+    _check_subsets(caps, out, file, path)
     return out
+
+
+def _check_subsets(caps: dict[str, Any], sets: dict[str, set[int]], file: str, path: str) -> None:
+    """What capset(2) and PR_CAP_AMBIENT would refuse with a bare EPERM, named here instead."""
+    rules = (("effective", sets["permitted"], "permitted"),
+             ("inheritable", sets["bounding"], "bounding"),
+             ("ambient", sets["permitted"] & sets["inheritable"], "both permitted and inheritable"))
+    for kind, allowed, where in rules:
+        for i, name in enumerate(caps.get(kind) or []):
+            num = CAPS[name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()]
+            if num not in allowed:
+                raise ConfigError(file, f"{path}.{kind}[{i}]", f"{name} must also be in {where}")
 
 
 def _current_bounding(top: int) -> set[int]:
