@@ -97,12 +97,17 @@ def check_config(config: Any, file: str) -> None:
                 raise ConfigError(file, f"hooks.{kind}[{i}].path", "must be an absolute path")
 
 
+_PROC_FD = re.compile(r"^/proc/(self|thread-self|[0-9]+)(/task/[0-9]+)?/(fd|cwd|root)(/|$)")
+
+
 def check_process(process: dict[str, Any], file: str, path: str) -> None:
     """Checks shared by config.json's process and exec's --process file."""
     if not process.get("args") and not process.get("commandLine"):
         raise ConfigError(file, f"{path}.args", "must contain at least the program to run")
     if not process["cwd"].startswith("/"):
         raise ConfigError(file, f"{path}.cwd", "must be an absolute path")
+    if _PROC_FD.match(os.path.normpath(process["cwd"])):  # CVE-2024-21626: a leaked fd as the cwd
+        raise ConfigError(file, f"{path}.cwd", f"{process['cwd']!r} is a file descriptor path: refused")
     for i, item in enumerate(process.get("env") or []):
         if "=" not in item:
             raise ConfigError(file, f"{path}.env[{i}]", "must be of the form KEY=value")

@@ -191,6 +191,10 @@ def test_poisoned_rootfs_at_the_runtimes_sys_path_never_runs(rt, evil_bundle, ev
 def test_python_variables_in_the_callers_environment_are_ignored(rt, make_bundle, tmp_path, cid):
     """PYTHONPATH (with a poisoned encodings, re, json, click, site hooks), PYTHONSTARTUP,
     PYTHONINSPECT, PYTHONHOME and friends in the runtime's own environment change nothing."""
+    with open(rt.binary) as f:
+        shebang = f.readline()
+    assert " -I" in shebang, (f"{rt.binary} starts Python without -I ({shebang.strip()}): PYTHONPATH would "
+                              "run code before the runtime can refuse it; `make setup` writes the isolated launcher")
     marks = tmp_path / "marks"
     marks.mkdir()
     evil = tmp_path / "evil-path"
