@@ -35,10 +35,10 @@ def out(tmp_path: Path) -> Path:
 
 
 def _all_hooks_bundle(make_bundle, out: Path, args: list[str], **extra_hooks):
-    host_log, inside_log = out / "log", "/out/log"
+    host_log, inside_log = out / "log", "/tmp/out/log"
 
     def edit(c):
-        c["mounts"].append(bind_mount(out, "/out"))
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
         c["annotations"] = {"hook.test": "yes"}
         c["hooks"] = {kind: [_log_hook(kind, host_log)] for kind in
                       ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
@@ -50,7 +50,7 @@ def _all_hooks_bundle(make_bundle, out: Path, args: list[str], **extra_hooks):
 
 
 def test_all_six_hooks_order_and_state(rt, make_bundle, cid, out):
-    bundle = _all_hooks_bundle(make_bundle, out, ["sh", "-c", "echo program >> /out/log; exec sleep 100"])
+    bundle = _all_hooks_bundle(make_bundle, out, ["sh", "-c", "echo program >> /tmp/out/log; exec sleep 100"])
     log = out / "log"
     rt("create", "--bundle", str(bundle), cid)
     pid = rt.state(cid)["pid"]
@@ -81,7 +81,7 @@ def test_all_six_hooks_order_and_state(rt, make_bundle, cid, out):
 
 
 def test_hooks_run_in_the_foreground_run_too(rt, make_bundle, cid, out):
-    bundle = _all_hooks_bundle(make_bundle, out, ["sh", "-c", "echo program >> /out/log"])
+    bundle = _all_hooks_bundle(make_bundle, out, ["sh", "-c", "echo program >> /tmp/out/log"])
     rt("run", "--bundle", str(bundle), cid)
     kinds = [k for k, _ in _entries(out / "log")]
     assert kinds[:4] == [*CREATE_KINDS, "startContainer"]
@@ -196,11 +196,11 @@ def test_missing_hook_binary_fails_create(rt, make_bundle, cid):
 
 def test_start_container_failure_fails_start_and_stops(rt, make_bundle, cid, out):
     def edit(c):
-        c["mounts"].append(bind_mount(out, "/out"))
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
         c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo refused >&2; exit 4"]}],
                       "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {out}/poststart"]}]}
 
-    rt("create", "--bundle", str(make_bundle(["sh", "-c", "touch /out/program"], edit=edit)), cid)
+    rt("create", "--bundle", str(make_bundle(["sh", "-c", "touch /tmp/out/program"], edit=edit)), cid)
     proc = rt("start", cid, check=False)
     assert proc.returncode == 1
     assert "startContainer" in proc.stderr and "refused" in proc.stderr and "Traceback" not in proc.stderr
@@ -223,12 +223,12 @@ def test_start_container_hook_timeout(rt, make_bundle, cid):
 
 
 def test_start_container_hook_path_resolves_in_the_container(rt, make_bundle, cid, private_rootfs, out):
-    (private_rootfs / "only-in-container").write_text("#!/bin/sh\necho in-container-hook > /out/hook\n")
+    (private_rootfs / "only-in-container").write_text("#!/bin/sh\necho in-container-hook > /tmp/out/hook\n")
     (private_rootfs / "only-in-container").chmod(0o755)
 
     def edit(c):
         c["root"] = {"path": str(private_rootfs), "readonly": True}
-        c["mounts"].append(bind_mount(out, "/out"))
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
         c["hooks"] = {"startContainer": [{"path": "/only-in-container"}]}
 
     rt("run", "--bundle", str(make_bundle(["true"], edit=edit)), cid)

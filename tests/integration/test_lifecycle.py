@@ -84,13 +84,13 @@ def test_bundle_defaults_to_cwd(rt, make_bundle, cid):
 # -- kill -----------------------------------------------------------------------------------------
 
 def _trap_bundle(make_bundle, tmp_path: Path, sig: str):
-    """A container whose shell records the signal it traps in <tmp_path>/out/got."""
+    """A container whose shell records the signal it traps in <tmp_path>/tmp/out/got."""
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    script = f'trap "echo {sig} > /out/got; exit 0" {sig}; touch /out/ready; while :; do sleep 0.05; done'
+    script = f'trap "echo {sig} > /tmp/out/got; exit 0" {sig}; touch /tmp/out/ready; while :; do sleep 0.05; done'
 
     def edit(c):
-        c["mounts"].append(bind_mount(out, "/out"))
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
 
     return make_bundle(["sh", "-c", script], edit=edit), out
 

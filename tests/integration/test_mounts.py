@@ -60,13 +60,13 @@ def test_standard_mount_types(sh):
 
 
 def test_tmpfs_options(sh):
-    entry = {"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+    entry = {"destination": "/tmp/t", "type": "tmpfs", "source": "tmpfs",
              "options": ["size=1m", "mode=700", "noexec", "nosuid", "uid=1000", "gid=1000"]}
-    out = sh(f"stat -c '%a %u %g' /mnt/t; df -k /mnt/t | tail -1; {MOUNTINFO}", edit=_add(entry)).stdout
+    out = sh(f"stat -c '%a %u %g' /tmp/t; df -k /tmp/t | tail -1; {MOUNTINFO}", edit=_add(entry)).stdout
     lines = out.splitlines()
     assert lines[0] == "700 1000 1000"
     assert lines[1].split()[1] == "1024"
-    m = mountinfo(out)["/mnt/t"]
+    m = mountinfo(out)["/tmp/t"]
     assert m.fstype == "tmpfs" and {"noexec", "nosuid"} <= m.options and "nodev" not in m.options
 
 
@@ -92,44 +92,44 @@ def host_dir(tmp_path: Path):
 
 
 def test_bind_ro_is_read_only(sh, host_dir):
-    out = sh("cat /data/file; touch /data/new 2>&1; echo rc=$?",
-             edit=_add(bind_mount(host_dir, "/data", "bind", "ro"))).stdout
+    out = sh("cat /tmp/data/file; touch /tmp/data/new 2>&1; echo rc=$?",
+             edit=_add(bind_mount(host_dir, "/tmp/data", "bind", "ro"))).stdout
     assert out.startswith("from-host\n")
     assert "Read-only file system" in out and "rc=1" in out
     assert not (host_dir / "new").exists()
 
 
 def test_bind_rw_writes_reach_host(sh, host_dir):
-    sh("echo written > /data/new", edit=_add(bind_mount(host_dir, "/data", "bind", "rw")))
+    sh("echo written > /tmp/data/new", edit=_add(bind_mount(host_dir, "/tmp/data", "bind", "rw")))
     assert (host_dir / "new").read_text() == "written\n"
     (host_dir / "new").unlink()
 
 
 def test_bind_is_not_recursive_rbind_is(sh, host_dir):
-    script = "cat /data/sub/inner 2>/dev/null || echo missing"
-    assert sh(script, edit=_add(bind_mount(host_dir, "/data", "bind"))).stdout == "missing\n"
-    assert sh(script, edit=_add(bind_mount(host_dir, "/data", "rbind"))).stdout == "in-submount\n"
+    script = "cat /tmp/data/sub/inner 2>/dev/null || echo missing"
+    assert sh(script, edit=_add(bind_mount(host_dir, "/tmp/data", "bind"))).stdout == "missing\n"
+    assert sh(script, edit=_add(bind_mount(host_dir, "/tmp/data", "rbind"))).stdout == "in-submount\n"
 
 
 def test_rbind_ro_applies_to_the_top_mount(sh, host_dir):
-    out = sh(f"{MOUNTINFO}; touch /data/x 2>/dev/null; echo rc=$?",
-             edit=_add(bind_mount(host_dir, "/data", "rbind", "ro", "nosuid", "nodev", "noexec"))).stdout
-    m = mountinfo(out)["/data"]
+    out = sh(f"{MOUNTINFO}; touch /tmp/data/x 2>/dev/null; echo rc=$?",
+             edit=_add(bind_mount(host_dir, "/tmp/data", "rbind", "ro", "nosuid", "nodev", "noexec"))).stdout
+    m = mountinfo(out)["/tmp/data"]
     assert {"ro", "nosuid", "nodev", "noexec"} <= m.options
     assert "rc=1" in out
 
 
 def test_bind_mount_type_none_and_relative_source(sh, make_bundle, rt, cid):
-    bundle = make_bundle(["cat", "/data/hello"], edit=_add(
-        {"destination": "/data", "type": "none", "source": "shared", "options": ["rbind", "ro"]}))
+    bundle = make_bundle(["cat", "/tmp/data/hello"], edit=_add(
+        {"destination": "/tmp/data", "type": "none", "source": "shared", "options": ["rbind", "ro"]}))
     (bundle / "shared").mkdir()
     (bundle / "shared" / "hello").write_text("relative\n")
     assert rt("run", "--bundle", str(bundle), cid).stdout == "relative\n"
 
 
 def test_bind_of_a_file(sh, host_dir):
-    out = sh("cat /etc/injected; stat -c %F /etc/injected; echo x >> /etc/injected 2>&1; echo rc=$?",
-             edit=_add(bind_mount(host_dir / "file", "/etc/injected", "bind", "ro"))).stdout.splitlines()
+    out = sh("cat /etc/group; stat -c %F /etc/group; echo x >> /etc/group 2>&1; echo rc=$?",
+             edit=_add(bind_mount(host_dir / "file", "/etc/group", "bind", "ro"))).stdout.splitlines()
     assert out[0] == "from-host"
     assert out[1] == "regular file"
     assert out[-1] == "rc=1"
@@ -141,9 +141,9 @@ def test_bind_of_a_file_onto_a_new_path_in_tmpfs(sh, host_dir):
 
 
 def test_bind_of_missing_source_fails_cleanly(rt, make_bundle, cid, tmp_path):
-    bundle = make_bundle(["true"], edit=_add(bind_mount(tmp_path / "nope", "/data", "bind")))
+    bundle = make_bundle(["true"], edit=_add(bind_mount(tmp_path / "nope", "/tmp/data", "bind")))
     proc = rt("create", "--bundle", str(bundle), cid, check=False)
-    assert proc.returncode == 1 and "/data" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "/tmp/data" in proc.stderr and "Traceback" not in proc.stderr
     assert rt.ids() == []
 
 
