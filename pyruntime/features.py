@@ -6,6 +6,7 @@ from typing import Any
 
 from . import __version__
 from .rootfs.mounts import _FLAGS, PROPAGATION
+from .security import numa, seccomp
 from .security.caps import CAPS
 
 
@@ -19,8 +20,12 @@ def features() -> dict[str, Any]:
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPS),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "seccomp": seccomp.features(),
+            # Whether the runtime implements them (labels are applied when the host has the LSM on).
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
+            "memoryPolicy": {"modes": [m for m, v in numa.MODES.items() if v >= 0],
+                             "flags": [f for f, v in numa.FLAGS.items() if v >= 0]},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },

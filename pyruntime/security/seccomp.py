@@ -138,6 +138,8 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
         flags |= lib.PR_SECCOMP_FILTER_FLAG_NEW_LISTENER
         if flags & lib.PR_SECCOMP_FILTER_FLAG_TSYNC:  # the kernel refuses TSYNC + NEW_LISTENER without it
             flags |= lib.PR_SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+    else:  # meaningless without a listener, and refused by the kernel (EINVAL) without NEW_LISTENER
+        flags &= ~lib.PR_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
     if cfg.get("listenerMetadata") and not cfg.get("listenerPath"):
         raise ConfigError(file, f"{path}.listenerMetadata", "must not be set without listenerPath")
     bpf = _build(default, arches, rules, file, path)

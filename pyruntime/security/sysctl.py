@@ -54,7 +54,7 @@ def check(config: dict[str, Any], namespaces: dict[str, str | None], file: str) 
 
 def _is_host_netns(path: str) -> bool:
     try:
-        a, b = os.stat(path), os.stat("/proc/1/ns/net")
+        a, b = os.stat(path), os.stat("/proc/self/ns/net")  # the runtime's own (as runc)
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -202,6 +202,23 @@ def test_seccomp_default_errno_and_an_argument_filter(rt, make_bundle, cid):
     assert os.strerror(errno.EACCES) in out
 
 
+def test_seccomp_every_action(rt, make_bundle, cid):
+    # Each busybox applet runs in a child of the shell, so a killed child shows as 128+SIGSYS.
+    rules = [(["symlink", "symlinkat"], "SCMP_ACT_KILL_PROCESS"), (["rmdir"], "SCMP_ACT_KILL"),
+             (["mknod", "mknodat"], "SCMP_ACT_TRAP"), (["mkdir", "mkdirat"], "SCMP_ACT_TRACE"),
+             (["link", "linkat"], "SCMP_ACT_LOG"), (["truncate", "ftruncate"], "SCMP_ACT_KILL_THREAD")]
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": n, "action": a} for n, a in rules]}
+    script = ("cd /tmp; touch f; ln -s f s; echo symlink=$?; mkfifo p; echo mknod=$?; mkdir d 2>&1; echo mkdir=$?; "
+              "link f l; echo link=$?; truncate -s 0 f; echo truncate=$?; rmdir f; echo rmdir=$?")
+    out = run_out(rt, make_bundle, cid, ["sh", "-c", script], with_seccomp(profile))
+    sigsys = 128 + int(signal.SIGSYS)
+    for name in ("symlink", "mknod", "truncate", "rmdir"):
+        assert f"{name}={sigsys}" in out, out
+    assert "mkdir=1" in out and os.strerror(errno.ENOSYS) in out  # TRACE without a tracer: ENOSYS
+    assert "link=0" in out  # LOG allows
+
+
 def _syscall_names() -> list[str]:
     """Names for an allow-everything rule: podman's profile plus the syscalls the busybox shell uses."""
     profile = json.loads(PODMAN_FIXTURE.read_text())["linux"]["seccomp"]
@@ -247,6 +264,7 @@ def test_seccomp_notify_listener_gets_the_fd_and_answers(rt, make_bundle, cid, t
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock_path, "listenerMetadata": "hello=1",
+               "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
     script = "mkdir /tmp/a && echo made-a; mkdir /tmp/b 2>&1; ls /tmp"
     out = run_out(rt, make_bundle, cid, ["sh", "-c", script], with_seccomp(profile))
