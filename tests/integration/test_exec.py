@@ -76,12 +76,15 @@ def test_user_uid_only_keeps_the_configs_gid(rt, running):
     assert rt("exec", "-u", "5", running, "sh", "-c", "id -u; id -g").stdout.split() == ["5", "0"]
 
 
-@pytest.mark.parametrize("user", ["root", "1000abc", "1000:", ":1000", "-1", "0x10", " 1", "1 ", "1:2:3",
-                                  "4294967295", "99999999999", "1000:nogroup", "\u0661\u0662", "+5"])
-def test_user_parsing_is_exact(rt, running, user):
+BAD_USERS = ["root", "1000abc", "1000:", ":1000", "-1", "0x10", " 1", "1 ", "1:2:3", "4294967295", "99999999999",
+             "1000:nogroup", "\u0661\u0662", "+5", "1_000", "0o7"]
+
+
+def test_user_parsing_is_exact(rt, running):
     """Anything but uid[:gid] in plain decimal is refused before anything runs (crun CVE-2026-30892)."""
-    proc = rt("exec", "-u", user, running, "id", check=False)
-    assert proc.returncode == 1 and "--user" in proc.stderr and proc.stdout == ""
+    for user in BAD_USERS:
+        proc = rt("exec", "-u", user, running, "id", check=False)
+        assert proc.returncode == 1 and "--user" in proc.stderr and proc.stdout == "", (user, proc)
 
 
 def test_bad_additional_gid_is_refused(rt, running):
@@ -257,22 +260,29 @@ def test_process_file(rt, running, tmp_path):
     assert int(out[6].split()[1], 16) == (1 << 5) | (1 << 10)
 
 
-@pytest.mark.parametrize(("content", "where"), [
+BAD_PROCESS_FILES = [
     ('{"cwd": "/", "args": "sh"}', "args: expected an array"),
     ('{"args": ["sh"]}', "cwd: required field is missing"),
     ('{"cwd": "/", "args": ["true"], "user": {"uid": -1, "gid": 0}}', "user.uid: -1 is out of range"),
     ('{"cwd": "/", "args": ["true"], "capabilities": {"effective": ["CAP_BOGUS"]}}', "CAP_BOGUS"),
     ('{"cwd": "/", "args": ["true"], "env": ["NOEQUALS"]}', "env[0]"),
+    ('{"cwd": "/", "args": []}', "args"),
     ("[1, 2]", "expected a JSON object"),
     ("{not json", "invalid JSON"),
-])
-def test_bad_process_file_is_one_clear_line(rt, running, tmp_path, content, where):
+]
+
+
+def test_bad_process_file_is_one_clear_line(rt, running, tmp_path):
     f = tmp_path / "process.json"
-    f.write_text(content)
-    proc = rt("exec", "--process", str(f), running, check=False)
-    assert proc.returncode == 1
-    assert str(f) in proc.stderr and where in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    for content, where in BAD_PROCESS_FILES:
+        f.write_text(content)
+        proc = rt("exec", "--process", str(f), running, check=False)
+        assert proc.returncode == 1, content
+        assert str(f) in proc.stderr and where in proc.stderr, (content, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    missing = tmp_path / "missing.json"
+    proc = rt("exec", "--process", str(missing), running, check=False)
+    assert proc.returncode == 1 and str(missing) in proc.stderr and "no such file" in proc.stderr
 
 
 def test_process_file_and_command_together_is_refused(rt, running, tmp_path):
