@@ -20,8 +20,9 @@ from typing import Any
 import prctl
 
 from .. import cgroups, console, native
+from .._native import lib
 from ..errors import RuntimeFailure
-from ..security import identity, rlimits
+from ..security import identity, lsm, rlimits, sched
 from .channel import Channel
 from .init import _arrange_fds, _chdir, _environment, _move_high, block_imports, describe, find_executable
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
@@ -52,6 +53,7 @@ class ExecPlan:
     no_new_keyring: bool = False
     seccomp: Any = None
     listen_fd: int = -1  # the stub execs at once (shared with init._arrange_fds)
+    proc_fd: int = -1  # the host's /proc, opened by the joiner for the LSM attr files
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,16 +64,21 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
         if "oomScoreAdj" in plan.process:  # through the host's /proc, inherited by the child
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(plan.process["oomScoreAdj"]))
+        affinity = plan.process.get("execCPUAffinity") or {}
+        sched.apply_cpu_affinity(affinity.get("initial"))  # before the cgroup (whose cpuset may reset it)
         if plan.cgroup_paths:
             cgroups.join(plan.cgroup_paths)
+        sched.apply_cpu_affinity(affinity.get("final"))  # inherited by the child
         high = 4 + plan.preserve_fds
         chan = Channel(socket.socket(fileno=_move_high(chan.sock.detach(), high)))
         plan.stub_fd = _move_high(plan.stub_fd, high)
         plan.pidfd = _move_high(plan.pidfd, high)
         if plan.console_fd >= 0:
             plan.console_fd = _move_high(plan.console_fd, high)
+        if plan.process.get("apparmorProfile") or plan.process.get("selinuxLabel"):
+            plan.proc_fd = _move_high(os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), high)
         _close_other_fds({0, 1, 2, *range(3, 3 + plan.preserve_fds), chan.fileno(), plan.stub_fd,
-                          plan.pidfd, plan.console_fd})
+                          plan.pidfd, plan.console_fd, plan.proc_fd})
         block_imports()  # nothing below may read a file by path: the next step enters the container
         _enter_namespaces(plan)
         os.close(plan.pidfd)
@@ -136,6 +143,46 @@ def _child(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in
             os._exit(1)
 
 
+def _apply_labels(plan: ExecPlan) -> None:
+    """AppArmor/SELinux exec labels through the host's /proc: the container's /proc is its own to
+    remount or bind over (a write to a fake attr file would leave the process unconfined, the
+    CVE-2019-16884 class). LSM availability was decided in the runtime, on the host."""
+    if plan.proc_fd < 0:
+        return
+    process = plan.process
+    try:
+        profile = process.get("apparmorProfile")
+        if profile and lsm.apparmor_enabled():
+            _write_attr(plan.proc_fd, ("apparmor/exec", "exec"), f"exec {profile}", "apparmorProfile")
+        if process.get("selinuxLabel"):
+            _write_attr(plan.proc_fd, ("exec",), process["selinuxLabel"], "selinuxLabel")
+    finally:
+        os.close(plan.proc_fd)
+        plan.proc_fd = -1
+
+
+def _write_attr(proc_fd: int, names: tuple[str, ...], value: str, what: str) -> None:
+    resolve = lib.RESOLVE_BENEATH | lib.RESOLVE_NO_MAGICLINKS | lib.RESOLVE_NO_XDEV
+    why = "no attr file"
+    for name in names:
+        try:
+            fd = native.openat2(proc_fd, f"thread-self/attr/{name}", os.O_WRONLY, resolve)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            why = os.strerror(e.errno).lower()
+            break
+        try:
+            os.write(fd, value.encode())
+            return
+        except OSError as e:
+            why = os.strerror(e.errno).lower()
+            break
+        finally:
+            os.close(fd)
+    raise RuntimeFailure(f"cannot apply {what} {value!r}: {why}")
+
+
 def _setup(plan: ExecPlan, chan: Channel) -> None:
     process = plan.process
     prctl.set_dumpable(False)
@@ -151,7 +198,10 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
             console.attach_pty(root, plan.console_fd, process)
         finally:
             os.close(root)
+    sched.apply_scheduler(process.get("scheduler"))  # while root: CAP_SYS_NICE
+    sched.apply_io_priority(process.get("ioPriority"))
     rlimits.apply(process.get("rlimits"))
+    _apply_labels(plan)
     env = _environment(process, plan)
     user = process.get("user") or {}
     cwd = process["cwd"]
