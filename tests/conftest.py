@@ -110,7 +110,10 @@ def rt(state_root: str) -> Runtime:
 def cgroup_dirs(rel: str) -> list[Path]:
     """Every directory of the cgroup rel in every hierarchy, deepest first."""
     found: list[Path] = []
-    for hierarchy in Path(CGROUP_BASE).iterdir():
+    base = Path(CGROUP_BASE)
+    # a pure cgroup v2 host (or the VM tier) has one hierarchy at the base itself
+    hierarchies = [base] if (base / "cgroup.controllers").exists() else base.iterdir()
+    for hierarchy in hierarchies:
         top = hierarchy / rel.lstrip("/")
         if top.is_dir():
             found += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))

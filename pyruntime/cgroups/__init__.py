@@ -110,6 +110,7 @@ def manager(paths: dict[str, str]) -> Manager:
 def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
     rel = path[len(mount_point):].strip("/").split("/")
     cur = mount_point
+    v1 = not os.path.exists(f"{mount_point}/cgroup.controllers")
     for part in rel:
         parent, cur = cur, f"{cur}/{part}"
         if unified_host:
@@ -120,7 +121,7 @@ def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
             continue
         except OSError as e:
             raise RuntimeFailure(f"cannot create cgroup {cur}: {e.strerror.lower()}") from None
-        if os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
+        if v1 and os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
             for name in ("cpuset.cpus", "cpuset.mems"):
                 with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
                     dst.write(src.read())

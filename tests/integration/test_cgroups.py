@@ -235,8 +235,13 @@ def test_rejected_value_names_file_and_value_and_leaves_nothing(rt, make_bundle,
 
 def test_unified_keys(sh, rt, make_bundle, cid):
     if V2:
-        proc = sh("cat /sys/fs/cgroup/pids.max", edit=resources(unified={"pids.max": "7"}))
-        assert proc.stdout.strip() == "7"
+        def edit(config: dict[str, Any]) -> None:
+            config["linux"]["resources"] = {"unified": {"pids.max": "7"}}
+            config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"})
+
+        # the container's own cgroup, seen through its cgroup namespace and cgroup2 mount
+        proc = sh("cat /sys/fs/cgroup/pids.max /proc/self/cgroup", edit=edit)
+        assert proc.stdout.split() == ["7", "0::/"]
         for key in ("../pids.max", "cgroup.procs", "nonexistent.file"):
             bad = rt("create", "--bundle", str(make_bundle(["true"], edit=resources(unified={key: "1"}))),
                      cid, check=False)
