@@ -403,3 +403,33 @@ def test_exec_into_a_user_namespace(rt, make_bundle, cid, tmp_path):
             wait_gone(pid)
     finally:
         rt("delete", "--force", cid)
+
+
+def test_namespace_join_falls_back_to_proc_ns_files(rt, running):
+    """On kernels without setns(pidfd) the joiner enters /proc/<pid>/ns/* one by one: forced here by
+    handing it an fd that is not a pidfd (setns answers EINVAL, as an old kernel does)."""
+    from pyruntime.exec_ import _namespaces_to_join
+    from pyruntime.process.setns_init import ExecPlan, _enter_namespaces
+
+    init = _init_pid(rt, running)
+    flags = _namespaces_to_join(init)
+    assert flags
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(r)
+            host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)
+            not_a_pidfd = os.open("/dev/null", os.O_RDONLY)
+            plan = ExecPlan(container_id=running, process={}, args=[], init_pid=init, pidfd=not_a_pidfd,
+                            ns_flags=flags, cgroup_paths={}, cap_sets=None, setgroups_allowed=True, stub_fd=-1)
+            _enter_namespaces(plan)
+            links = [os.readlink(f"self/ns/{ns}", dir_fd=host_proc) for ns in ("mnt", "net", "ipc", "uts", "cgroup")]
+            os.write(w, json.dumps(links).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    assert json.loads(got) == [os.readlink(f"/proc/{init}/ns/{ns}") for ns in ("mnt", "net", "ipc", "uts", "cgroup")]
