@@ -25,6 +25,7 @@ subnet=${PYRT_PODMAN_SUBNET:-10.231.7}
 # a debugging aid only; the tests expect the default profile.
 seccomp_line=${PYRT_PODMAN_SECCOMP:+seccomp_profile = \"$PYRT_PODMAN_SECCOMP\"}
 [ -x "$runtime" ] || { echo "setup.sh: $runtime is not executable (run make setup)" >&2; exit 1; }
+runtime=$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")  # conmon needs an absolute path
 [ -x "$rootfs/bin/busybox" ] || { echo "setup.sh: $rootfs missing (run make bundles)" >&2; exit 1; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
