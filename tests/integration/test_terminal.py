@@ -200,3 +200,30 @@ def test_exec_tty_detached_without_console_socket_is_refused(rt, make_bundle, ci
         assert proc.returncode == 1 and "console-socket" in proc.stderr
     finally:
         rt("delete", "--force", cid)
+
+
+def test_run_terminal_raw_mode_ctrl_c_and_signals(rt, make_bundle, cid):
+    """While the container runs, our terminal is raw (Ctrl-C is a byte for the container's own line
+    discipline, which turns it into SIGINT there); SIGTERM to the runtime is forwarded; the terminal
+    is restored afterwards."""
+    script = ('trap "echo caught-int" INT; trap "echo caught-term; exit 9" TERM; echo ready; '
+              'while :; do sleep 0.05; done')
+    bundle = make_bundle(["sh", "-c", script], edit=_terminal(None))
+    seen: dict[str, object] = {}
+
+    def drive(out: bytes, master: int) -> bytes | None:
+        if b"ready" in out and "raw" not in seen:
+            seen["raw"] = termios.tcgetattr(master)
+            return b"\x03"
+        if b"caught-int" in out and "term" not in seen:
+            seen["term"] = True
+            os.kill(os.tcgetpgrp(master), 15)  # the runtime leads our pty's foreground group
+        return None
+
+    res = run_in_pty(rt.argv("run", "--bundle", str(bundle), cid), on_output=drive)
+    assert res.returncode == 9, res.output
+    assert b"caught-int" in res.output and b"caught-term" in res.output
+    raw_lflag = seen["raw"][3]
+    assert not raw_lflag & (termios.ICANON | termios.ECHO | termios.ISIG)
+    assert res.attrs_after == res.attrs_before
+    assert rt.ids() == []
