@@ -24,6 +24,9 @@ test-unit: setup
 	$(PY) -m pytest -q tests/unit
 test-integration: setup bundles
 	$(PY) -m pytest -q tests/integration
+## cgroup v2 tier: tests/integration/test_cgroups.py inside one qemu guest (tests/vm/run-in-vm.sh)
+test-vm: setup bundles
+	$(PY) -m pytest -q -p no:cacheprovider tests/vm
 ## podman + conmon end to end, with runc as the control (a private podman environment, see below)
 test-podman: setup bundles
 	$(PY) -m pytest -q -p no:cacheprovider tests/podman

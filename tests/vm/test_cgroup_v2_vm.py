@@ -13,6 +13,7 @@ module then skips). PYRUNTIME_SKIP_VM=1 skips it too (e.g. on a machine without 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -53,6 +54,8 @@ def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip("PYRUNTIME_SKIP_VM=1")
     if os.geteuid() != 0:
         pytest.skip("the VM tier runs as root")
+    if platform.machine() != "x86_64":
+        pytest.skip("the VM tier boots an amd64 guest on the host's own binaries: x86_64 only")
     shared = tmp_path_factory.mktemp("vm")
     junit = shared / "results.xml"
     # the guest: same checkout, same venv interpreter (never a pyenv shim), state and temp in tmpfs
