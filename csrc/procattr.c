@@ -1,5 +1,6 @@
 /* Process attributes (see procattr.h): one syscall each, structs from the kernel's uapi headers. */
 #include <errno.h>
+#include <linux/capability.h>
 #include <linux/ioprio.h>
 #include <linux/keyctl.h>
 #include <linux/mempolicy.h>
@@ -104,3 +105,173 @@ long pr_personality_get(void) { return personality(0xffffffff); }
 
 /* Keyrings (tests make a session keyring visible to its possessor only, to tell whose it is). */
 long pr_keyctl_setperm(int id, unsigned int perm) { return syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm); }
+
+/* The number <linux/capability.h> gives a capability name, or -1 (checks pyruntime's own table). */
+int pr_cap_value(const char *name)
+{
+#ifdef CAP_CHOWN
+    if (strcmp(name, "CAP_CHOWN") == 0)
+        return CAP_CHOWN;
+#endif
+#ifdef CAP_DAC_OVERRIDE
+    if (strcmp(name, "CAP_DAC_OVERRIDE") == 0)
+        return CAP_DAC_OVERRIDE;
+#endif
+#ifdef CAP_DAC_READ_SEARCH
+    if (strcmp(name, "CAP_DAC_READ_SEARCH") == 0)
+        return CAP_DAC_READ_SEARCH;
+#endif
+#ifdef CAP_FOWNER
+    if (strcmp(name, "CAP_FOWNER") == 0)
+        return CAP_FOWNER;
+#endif
+#ifdef CAP_FSETID
+    if (strcmp(name, "CAP_FSETID") == 0)
+        return CAP_FSETID;
+#endif
+#ifdef CAP_KILL
+    if (strcmp(name, "CAP_KILL") == 0)
+        return CAP_KILL;
+#endif
+#ifdef CAP_SETGID
+    if (strcmp(name, "CAP_SETGID") == 0)
+        return CAP_SETGID;
+#endif
+#ifdef CAP_SETUID
+    if (strcmp(name, "CAP_SETUID") == 0)
+        return CAP_SETUID;
+#endif
+#ifdef CAP_SETPCAP
+    if (strcmp(name, "CAP_SETPCAP") == 0)
+        return CAP_SETPCAP;
+#endif
+#ifdef CAP_LINUX_IMMUTABLE
+    if (strcmp(name, "CAP_LINUX_IMMUTABLE") == 0)
+        return CAP_LINUX_IMMUTABLE;
+#endif
+#ifdef CAP_NET_BIND_SERVICE
+    if (strcmp(name, "CAP_NET_BIND_SERVICE") == 0)
+        return CAP_NET_BIND_SERVICE;
+#endif
+#ifdef CAP_NET_BROADCAST
+    if (strcmp(name, "CAP_NET_BROADCAST") == 0)
+        return CAP_NET_BROADCAST;
+#endif
+#ifdef CAP_NET_ADMIN
+    if (strcmp(name, "CAP_NET_ADMIN") == 0)
+        return CAP_NET_ADMIN;
+#endif
+#ifdef CAP_NET_RAW
+    if (strcmp(name, "CAP_NET_RAW") == 0)
+        return CAP_NET_RAW;
+#endif
+#ifdef CAP_IPC_LOCK
+    if (strcmp(name, "CAP_IPC_LOCK") == 0)
+        return CAP_IPC_LOCK;
+#endif
+#ifdef CAP_IPC_OWNER
+    if (strcmp(name, "CAP_IPC_OWNER") == 0)
+        return CAP_IPC_OWNER;
+#endif
+#ifdef CAP_SYS_MODULE
+    if (strcmp(name, "CAP_SYS_MODULE") == 0)
+        return CAP_SYS_MODULE;
+#endif
+#ifdef CAP_SYS_RAWIO
+    if (strcmp(name, "CAP_SYS_RAWIO") == 0)
+        return CAP_SYS_RAWIO;
+#endif
+#ifdef CAP_SYS_CHROOT
+    if (strcmp(name, "CAP_SYS_CHROOT") == 0)
+        return CAP_SYS_CHROOT;
+#endif
+#ifdef CAP_SYS_PTRACE
+    if (strcmp(name, "CAP_SYS_PTRACE") == 0)
+        return CAP_SYS_PTRACE;
+#endif
+#ifdef CAP_SYS_PACCT
+    if (strcmp(name, "CAP_SYS_PACCT") == 0)
+        return CAP_SYS_PACCT;
+#endif
+#ifdef CAP_SYS_ADMIN
+    if (strcmp(name, "CAP_SYS_ADMIN") == 0)
+        return CAP_SYS_ADMIN;
+#endif
+#ifdef CAP_SYS_BOOT
+    if (strcmp(name, "CAP_SYS_BOOT") == 0)
+        return CAP_SYS_BOOT;
+#endif
+#ifdef CAP_SYS_NICE
+    if (strcmp(name, "CAP_SYS_NICE") == 0)
+        return CAP_SYS_NICE;
+#endif
+#ifdef CAP_SYS_RESOURCE
+    if (strcmp(name, "CAP_SYS_RESOURCE") == 0)
+        return CAP_SYS_RESOURCE;
+#endif
+#ifdef CAP_SYS_TIME
+    if (strcmp(name, "CAP_SYS_TIME") == 0)
+        return CAP_SYS_TIME;
+#endif
+#ifdef CAP_SYS_TTY_CONFIG
+    if (strcmp(name, "CAP_SYS_TTY_CONFIG") == 0)
+        return CAP_SYS_TTY_CONFIG;
+#endif
+#ifdef CAP_MKNOD
+    if (strcmp(name, "CAP_MKNOD") == 0)
+        return CAP_MKNOD;
+#endif
+#ifdef CAP_LEASE
+    if (strcmp(name, "CAP_LEASE") == 0)
+        return CAP_LEASE;
+#endif
+#ifdef CAP_AUDIT_WRITE
+    if (strcmp(name, "CAP_AUDIT_WRITE") == 0)
+        return CAP_AUDIT_WRITE;
+#endif
+#ifdef CAP_AUDIT_CONTROL
+    if (strcmp(name, "CAP_AUDIT_CONTROL") == 0)
+        return CAP_AUDIT_CONTROL;
+#endif
+#ifdef CAP_SETFCAP
+    if (strcmp(name, "CAP_SETFCAP") == 0)
+        return CAP_SETFCAP;
+#endif
+#ifdef CAP_MAC_OVERRIDE
+    if (strcmp(name, "CAP_MAC_OVERRIDE") == 0)
+        return CAP_MAC_OVERRIDE;
+#endif
+#ifdef CAP_MAC_ADMIN
+    if (strcmp(name, "CAP_MAC_ADMIN") == 0)
+        return CAP_MAC_ADMIN;
+#endif
+#ifdef CAP_SYSLOG
+    if (strcmp(name, "CAP_SYSLOG") == 0)
+        return CAP_SYSLOG;
+#endif
+#ifdef CAP_WAKE_ALARM
+    if (strcmp(name, "CAP_WAKE_ALARM") == 0)
+        return CAP_WAKE_ALARM;
+#endif
+#ifdef CAP_BLOCK_SUSPEND
+    if (strcmp(name, "CAP_BLOCK_SUSPEND") == 0)
+        return CAP_BLOCK_SUSPEND;
+#endif
+#ifdef CAP_AUDIT_READ
+    if (strcmp(name, "CAP_AUDIT_READ") == 0)
+        return CAP_AUDIT_READ;
+#endif
+#ifdef CAP_PERFMON
+    if (strcmp(name, "CAP_PERFMON") == 0)
+        return CAP_PERFMON;
+#endif
+#ifdef CAP_BPF
+    if (strcmp(name, "CAP_BPF") == 0)
+        return CAP_BPF;
+#endif
+#ifdef CAP_CHECKPOINT_RESTORE
+    if (strcmp(name, "CAP_CHECKPOINT_RESTORE") == 0)
+        return CAP_CHECKPOINT_RESTORE;
+#endif
+    return -1;
+}

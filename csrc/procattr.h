@@ -47,3 +47,4 @@ long pr_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode)
 int pr_ulong_bits(void);
 long pr_personality_get(void);
 long pr_keyctl_setperm(int id, unsigned int perm);
+int pr_cap_value(const char *name);

@@ -168,6 +168,12 @@ def test_features_lists_what_compile_accepts():
 
 # -- capabilities, scheduler, numa, personality, LSM --------------------------------------------------
 
+def test_capability_table_matches_the_kernel_headers():
+    for name, num in caps.CAPS.items():
+        assert lib.pr_cap_value(name.encode()) in (num, -1), name  # -1: headers older than the cap
+    assert lib.pr_cap_value(b"CAP_CHOWN") == 0 and lib.pr_cap_value(b"CAP_NOPE") == -1
+
+
 def test_capability_subsets():
     ok = caps.resolve_sets({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"], "effective": ["kill"],
                             "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}, "f", "process.capabilities")
