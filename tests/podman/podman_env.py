@@ -161,6 +161,9 @@ class Podman:
     def popen(self, *args: str, **kw: Any) -> subprocess.Popen:
         return subprocess.Popen(self.argv(*args), env=self.penv.env, cwd="/", **kw)
 
+    def runtime_path(self) -> str:
+        return RUNTIME if self.runtime == "pyruntime" else shutil.which(self.runtime) or self.runtime
+
     def run_d(self, *args: str, **kw: Any) -> str:
         """`podman run -d IMAGE-args...` -> the container's full id."""
         return self("run", "-d", *args, **kw).stdout.strip()

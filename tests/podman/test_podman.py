@@ -9,6 +9,7 @@ state directory, a libpod-* cgroup or a conmon process behind.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -122,6 +123,19 @@ def running(podman) -> str:
     cid = podman.run_d(podman.image, "sleep", "1000")
     yield cid
     podman("rm", "-f", "-t", "0", cid)
+
+
+def test_state_as_podman_calls_it(podman, running):
+    """podman runs `state ID` with an environment of only XDG_RUNTIME_DIR (and no --root)."""
+    binary = podman.runtime_path()
+    env = {"XDG_RUNTIME_DIR": ""}
+    proc = subprocess.run([binary, "state", running], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout)
+    assert state["id"] == running and state["status"] == "running"
+    assert state["pid"] == int(podman.inspect(running, "{{.State.Pid}}"))
+    gone = subprocess.run([binary, "state", "0" * 64], env=env, capture_output=True, text=True, timeout=30)
+    assert gone.returncode != 0 and "does not exist" in gone.stderr  # how podman knows it is gone
 
 
 def test_exec(podman, running):
