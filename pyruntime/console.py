@@ -164,11 +164,14 @@ class ForegroundTerminal:
             while True:
                 rlist = [pidfd] + ([self.master] if master_open else []) + ([0] if stdin_open and not pending else [])
                 wlist = [self.master] if pending and master_open else []
-                r, w, _ = select.select(rlist, wlist, [])
+                r, _, _ = select.select(rlist, wlist, [])
                 if self.master in r:
                     master_open = self._pump_out()
                 if 0 in r:
-                    data = os.read(0, 65536)
+                    try:
+                        data = os.read(0, 65536)
+                    except OSError:  # our terminal hung up: as end of input
+                        data = b""
                     if data:
                         pending += data
                     else:
@@ -194,7 +197,10 @@ class ForegroundTerminal:
             raise
         if not data:
             return False
-        _write_all(1, data)
+        try:
+            _write_all(1, data)
+        except OSError:
+            pass  # our stdout is gone: keep reading so the container never blocks on a full pty
         return True
 
     def _write_some(self, data: bytes) -> int:
