@@ -223,3 +223,25 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (mode, size)} of every entry under root (symlinks not followed)."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (st.st_mode, st.st_size if not os.path.isdir(p) else 0)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_rootfs_untouched() -> Iterator[None]:
+    """The shared busybox rootfs is read-only for tests: a mount destination missing from it would be
+    created there by the runtime (as runc does), so tests mount under /tmp or use private_rootfs."""
+    before = _tree(ROOTFS) if ROOTFS.is_dir() else {}
+    yield
+    after = _tree(ROOTFS) if ROOTFS.is_dir() else {}
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests changed the shared rootfs {ROOTFS}: {changed[:20]}"
