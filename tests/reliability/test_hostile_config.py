@@ -2,7 +2,7 @@
 
 Three layers: hand-picked nasty inputs through the real CLI; a property-based test (hypothesis)
 mutating a valid config thousands of times through the validation `create` runs before it touches
-anything; and a few dozen (more with PYRUNTIME_FUZZ_CLI) mutations through the real `run` with a leak
+anything; and 150 (PYRUNTIME_FUZZ_CLI) mutations through the real `run` with a leak
 check after each. PYRUNTIME_FUZZ_EXAMPLES raises the in-process count.
 """
 
@@ -26,7 +26,7 @@ from pyruntime.errors import RuntimeFailure
 from pyruntime.security import caps
 
 UNIT_EXAMPLES = int(os.environ.get("PYRUNTIME_FUZZ_EXAMPLES", "2000"))
-CLI_EXAMPLES = int(os.environ.get("PYRUNTIME_FUZZ_CLI", "60"))
+CLI_EXAMPLES = int(os.environ.get("PYRUNTIME_FUZZ_CLI", "150"))
 FILE = "/bundle/config.json"
 
 

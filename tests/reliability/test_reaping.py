@@ -166,3 +166,19 @@ def test_delete_force_with_an_orphaned_exec_process_is_fast(rt, make_bundle, cid
     print(f"delete --force with an orphaned exec child: {took * 1000:.0f} ms")
     assert took < 1.0, f"delete --force took {took:.2f}s"
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_init_that_died_on_its_own_reads_stopped(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    tag = new_tag()
+    bundle = make_bundle(["sh", "-c", "exit 3"], edit=lambda c: tag_config(c, tag))
+    rt("create", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    rt("start", cid)
+    wait_until(lambda: rt.state(cid)["status"] == "stopped", what="stopped")
+    st = rt.state(cid)
+    assert st["pid"] == 0, st
+    listed = {c["id"]: c["status"] for c in json.loads(rt("list", "--format", "json").stdout)}
+    assert listed[cid] == "stopped"
+    p = rt("kill", cid, "TERM", check=False)
+    assert p.returncode == 1 and "not running" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    rt("delete", cid)  # no --force needed
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
