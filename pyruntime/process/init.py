@@ -289,8 +289,11 @@ def _arrange_fds(plan: InitPlan) -> int:
             os.set_inheritable(listen_fd, True)
         keep += 1
     for fd in range(3, 3 + plan.preserve_fds):
+        # The caller's fds reached the runtime through an exec, so they are inheritable; a close-on-exec
+        # fd in the range is the runtime's own (its --log file, the state dir) and must not get through.
         try:
-            os.set_inheritable(fd, True)
+            if not os.get_inheritable(fd):
+                os.close(fd)
         except OSError:
             pass
     native.close_range_cloexec(keep)

@@ -77,8 +77,11 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
             plan.console_fd = _move_high(plan.console_fd, high)
         if plan.process.get("apparmorProfile") or plan.process.get("selinuxLabel"):
             plan.proc_fd = _move_high(os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), high)
-        _close_other_fds({0, 1, 2, *range(3, 3 + plan.preserve_fds), chan.fileno(), plan.stub_fd,
-                          plan.pidfd, plan.console_fd, plan.proc_fd})
+        # Of 3..3+n-1 only the caller's fds (inheritable: they came through an exec); a close-on-exec
+        # one there is the runtime's own (--log file, state dir) and would be a way out of the container.
+        preserved = {fd for fd in range(3, 3 + plan.preserve_fds) if _inheritable(fd)}
+        _close_other_fds({0, 1, 2, *preserved, chan.fileno(), plan.stub_fd, plan.pidfd, plan.console_fd,
+                          plan.proc_fd})
         block_imports()  # nothing below may read a file by path: the next step enters the container
         _enter_namespaces(plan)
         os.close(plan.pidfd)
@@ -92,6 +95,13 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
             chan.send(error=describe(e))
         finally:
             os._exit(1)
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
 
 
 def _close_other_fds(keep: set[int]) -> None:

@@ -433,3 +433,31 @@ def test_namespace_join_falls_back_to_proc_ns_files(rt, running):
         got = f.read()
     os.waitpid(pid, 0)
     assert json.loads(got) == [os.readlink(f"/proc/{init}/ns/{ns}") for ns in ("mnt", "net", "ipc", "uts", "cgroup")]
+
+
+def test_runtime_fds_in_the_preserved_range_never_reach_the_container(rt, make_bundle, cid, tmp_path):
+    """--preserve-fds N with fewer fds than N: the numbers left free are taken by the runtime's own
+    files (its --log file, the container's state dir). Those are close-on-exec, the caller's are not:
+    only the caller's may get through, for the init and for exec alike."""
+    log = tmp_path / "runtime.log"
+    rt("--log", str(log), "run", "--detach", "--preserve-fds", "4", "--bundle", str(make_bundle(["sleep", "1000"])),
+       cid)
+    try:
+        init = _init_pid(rt, cid)
+        assert sorted(int(x) for x in os.listdir(f"/proc/{init}/fd")) == [0, 1, 2]
+        pid = _detached(rt, cid, tmp_path, "--preserve-fds", "4", "sleep 30")
+        # the same through the global --log flag (it comes before the command)
+        pid_file = tmp_path / "logged.pid"
+        rt("--log", str(log), "exec", "--detach", "--pid-file", str(pid_file), "--preserve-fds", "4", cid, "sleep", "30")
+        logged = int(pid_file.read_text())
+        try:
+            for p in (pid, logged):
+                targets = [os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")]
+                assert len(targets) == 3, targets
+                assert not any(str(log) in t or rt.root in t for t in targets), targets
+        finally:
+            for p in (pid, logged):
+                os.kill(p, signal.SIGKILL)
+                wait_gone(p)
+    finally:
+        rt("delete", "--force", cid)
