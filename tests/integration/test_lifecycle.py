@@ -391,3 +391,37 @@ def test_oci_versions_refused(rt, make_bundle, cid, version):
     proc = rt("create", "--bundle", str(make_bundle(["true"], edit=edit)), cid, check=False)
     assert proc.returncode == 1 and "ociVersion" in proc.stderr
     assert rt.ids() == []
+
+
+def test_run_foreground_exit_code_of_a_killed_container(rt, make_bundle, cid, tmp_path):
+    """A container killed by a signal makes `run` exit 128+N, as a shell reports it."""
+    bundle = make_bundle(["sleep", "100"])
+    with open(tmp_path / "stdout", "wb") as so, open(tmp_path / "stderr", "wb") as se:
+        runner = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), cid), stdout=so, stderr=se,
+                                  stdin=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: cid in rt.ids() and rt.state(cid)["status"] == "running", what="running")
+            rt("kill", cid, "KILL")
+            assert runner.wait(timeout=20) == 128 + signal.SIGKILL
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
+    assert rt.ids() == []
+
+
+def test_run_with_pid_file_and_keep(rt, make_bundle, cid, tmp_path):
+    proc = rt("run", "--keep", "--pid-file", str(tmp_path / "pid"), "--bundle", str(make_bundle(["true"])), cid)
+    assert proc.returncode == 0
+    assert (tmp_path / "pid").read_bytes().isdigit()
+    assert rt.state(cid)["status"] == "stopped"  # --keep: still there after it exited
+    rt("delete", cid)
+
+
+def test_detached_container_that_exits_reads_stopped(rt, make_bundle, cid):
+    rt("run", "--detach", "--bundle", str(make_bundle(["true"])), cid)
+    wait_until(lambda: rt.state(cid)["status"] == "stopped", what="stopped")
+    assert rt.state(cid)["pid"] == 0
+    items = json.loads(rt("list", "--format", "json").stdout)
+    assert [(i["id"], i["status"]) for i in items] == [(cid, "stopped")]
+    rt("delete", cid)
