@@ -245,3 +245,9 @@ def shared_rootfs_untouched() -> Iterator[None]:
     after = _tree(ROOTFS) if ROOTFS.is_dir() else {}
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"tests changed the shared rootfs {ROOTFS}: {changed[:20]}"
+
+
+# Test modules import these helpers with `from conftest import ...`, but other tiers have their own
+# conftest.py, which pytest also loads as the module "conftest" (the last one loaded wins, so e.g.
+# `pytest tests/security tests/integration` broke such imports). A unique name always reaches this one.
+sys.modules["pyruntime_tests_conftest"] = sys.modules[__name__]

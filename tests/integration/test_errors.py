@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cgroup_dirs
+from pyruntime_tests_conftest import cgroup_dirs
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import bind_mount, cgroup_dirs, wait_until
+from pyruntime_tests_conftest import bind_mount, cgroup_dirs, wait_until
 
 CREATE_KINDS = ("prestart", "createRuntime", "createContainer")
 

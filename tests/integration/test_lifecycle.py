@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import bind_mount, cgroup_dirs, wait_until
+from pyruntime_tests_conftest import bind_mount, cgroup_dirs, wait_until
 
 COMMANDS = ["create", "start", "run", "state", "kill", "delete", "list", "spec", "features"]
 
@@ -255,7 +255,7 @@ def test_spec_writes_runc_like_config_and_refuses_overwrite(rt, tmp_path):
 
 def test_spec_output_is_valid_for_create(rt, tmp_path, cid, cgroup_parent):
     """The default spec with the busybox rootfs and no terminal runs as is."""
-    from conftest import ROOTFS
+    from pyruntime_tests_conftest import ROOTFS
 
     rt("spec", "--bundle", str(tmp_path))
     config = json.loads((tmp_path / "config.json").read_text())

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOTFS, bind_mount
+from pyruntime_tests_conftest import ROOTFS, bind_mount
 
 MOUNTINFO = "cat /proc/self/mountinfo"
 

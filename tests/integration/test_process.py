@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from pyruntime_tests_conftest import wait_until
 
 
 def _user(**user):
@@ -139,7 +139,7 @@ def test_raising_a_hard_limit_fails_clearly(rt, make_bundle, cid, cgroup_parent)
     assert "\n" not in line and "Traceback" not in line
     assert "RLIMIT_NOFILE" in line and "CAP_SYS_RESOURCE" in line
     assert rt.ids() == []
-    from conftest import cgroup_dirs
+    from pyruntime_tests_conftest import cgroup_dirs
 
     assert cgroup_dirs(f"{cgroup_parent}/rl") == []
 
