@@ -75,6 +75,15 @@ def conmon_pids(marker: str) -> list[int]:
     return pids
 
 
+def settled_conmon_pids(marker: str, timeout: float = 5.0) -> list[int]:
+    """conmon processes still there after a grace period: after a failed create podman may return
+    a moment before its conmon has exited."""
+    deadline = time.monotonic() + timeout
+    while (pids := conmon_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return pids
+
+
 def state_ids(runtime: str) -> set[str]:
     root = STATE_ROOTS[runtime]
     return {n for n in os.listdir(root) if _HEX64.match(n)} if os.path.isdir(root) else set()
@@ -117,7 +126,7 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
     yield penv
     ours = penv.container_ids()
     subprocess.run(["sh", str(HERE / "teardown.sh"), directory], env=env, capture_output=True, timeout=300)
-    leaked = conmon_pids(directory)
+    leaked = settled_conmon_pids(directory)
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     # podman leaves /libpod_parent and /libpod_parent/conmon behind; remove what we caused, if empty
@@ -206,7 +215,7 @@ def podman_fixture(request: pytest.FixtureRequest, podman_env: PodmanEnv) -> Ite
             os.rmdir(d)
         except OSError:
             pass
-    leaked_conmon = conmon_pids(podman_env.dir)
+    leaked_conmon = settled_conmon_pids(podman_env.dir)
     for pid in leaked_conmon:
         os.kill(pid, signal.SIGKILL)
     if request.session.testsfailed != failed_before:
