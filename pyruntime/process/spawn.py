@@ -130,9 +130,11 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             os.setresuid(0, 0, 0)
         if "user" in new:
             native.unshare(lib.CLONE_NEWUSER)
+            prctl.set_dumpable(True)  # newuidmap/newgidmap check who owns /proc/<pid> (as runc does)
             chan.send(userns=os.getpid())
             if not (chan.recv() or {}).get("ok"):
                 os._exit(1)
+            prctl.set_dumpable(False)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         flags = 0

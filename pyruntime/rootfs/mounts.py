@@ -86,6 +86,8 @@ def parse(entry: dict[str, Any], index: int, bundle: str, file: str) -> MountSpe
 
 def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tree: int = -1) -> None:
     """Mount m at its destination inside the rootfs, through an fd of the resolved target."""
+    if m.type in ("proc", "sysfs"):
+        _check_ordinary_dir(root_fd, m)
     if m.is_bind:
         try:
             src_is_dir = os.path.isdir(m.source)
@@ -128,6 +130,21 @@ def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tr
                                  f"{os.strerror(e.errno).lower()}") from None
     finally:
         os.close(target)
+
+
+def _check_ordinary_dir(root_fd: int, m: MountSpec) -> None:
+    """procfs and sysfs go on a plain directory (runc's rule): a symlink planted at /proc would
+    move them, and with them the masked and read-only paths and sysctl writes the runtime makes.
+    RESOLVE_NO_SYMLINKS fails on any symlink on the way, dangling or not; ENOENT means a plain
+    missing directory, which is then made."""
+    rel = "/".join(p for p in m.destination.split("/") if p and p != ".") or "."
+    try:
+        os.close(native.openat2(root_fd, rel, os.O_PATH | os.O_DIRECTORY, resolve.IN_ROOT | lib.RESOLVE_NO_SYMLINKS))
+    except FileNotFoundError:
+        return
+    except OSError:
+        raise RuntimeFailure(f"mount {m.type} on {m.destination}: must be mounted on an ordinary directory "
+                             "(the rootfs has a symlink or a non-directory there)") from None
 
 
 def remount_bind(where: str, flags: int) -> None:
