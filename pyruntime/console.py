@@ -121,6 +121,15 @@ class ForegroundTerminal:
         self._saved_attrs: list[Any] | None = None
         self._old_winch: Any = None
 
+    @staticmethod
+    def caller_size() -> tuple[int, int] | None:
+        """The window size of our terminal (stdin's, else stdout's), if we have one."""
+        for fd in (0, 1):
+            if os.isatty(fd):
+                size = get_winsize(fd)
+                return size if size and size != (0, 0) else None
+        return None
+
     def receive_master(self, timeout: float = 30) -> None:
         self._listener.settimeout(timeout)
         try:
@@ -146,7 +155,7 @@ class ForegroundTerminal:
 
         from .container import wait_exit
 
-        if os.isatty(0):
+        if os.isatty(0) and _foreground(0):  # in the background, tcsetattr would stop us (SIGTTOU)
             import termios
             import tty
 
@@ -248,6 +257,13 @@ class ForegroundTerminal:
             self.master = -1
         self._listener.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _foreground(fd: int) -> bool:
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -12,11 +12,11 @@ import copy
 import os
 import re
 import signal
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import spec, state
 from .errors import ConfigError, RuntimeFailure
+from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
 
 _USER = re.compile(r"^([0-9]{1,10})(?::([0-9]{1,10}))?$")
@@ -181,6 +181,9 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
 
             if not opts.console_socket:
                 proxy = console.ForegroundTerminal()
+                size = proxy.caller_size()
+                if size:  # set before the program starts (it may ask at once), not after
+                    process["consoleSize"] = {"height": size[0], "width": size[1]}
             console_fd = console.connect(opts.console_socket or proxy.socket_path)
             fds.append(console_fd)
         plan = setns_init.ExecPlan(
