@@ -302,7 +302,7 @@ def test_network_host(podman):
     inside = set(podman("run", "--rm", "--network", "host", podman.image, "ls", "/sys/class/net").stdout.split())
     after = set(os.listdir("/sys/class/net"))
     # the host's interfaces (other tests on the host may add or remove some meanwhile)
-    assert before & after <= inside <= before | after and "eth0" in inside
+    assert before & after <= inside <= before | after and len(inside) > 1
 
 
 def test_network_default(podman):
