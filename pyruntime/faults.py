@@ -19,6 +19,7 @@ STEPS = (
     "spawn:forked",            # runtime, right after forking the intermediate
     "intermediate:joined",     # the intermediate, after joining the cgroup (dies itself)
     "spawn:init-pid",          # runtime, the init's pid received, init still setting up
+    "init:mounted",            # the init, mounts done (dies itself: an init killed during its setup)
     "spawn:hooks",             # runtime, before running prestart/createRuntime hooks (init waits)
     "spawn:hooks-done",        # runtime, hooks ran, the init not yet told to go on
     "spawn:ready",             # runtime, the init reported ready (about to exec the stub)
@@ -36,3 +37,4 @@ STEPS = (
 def checkpoint(step: str) -> None:
     if _DIE_AT == step:
         os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)  # PID 1 of a pid namespace (the init) cannot SIGKILL itself: die as abruptly

@@ -20,6 +20,7 @@ import prctl
 from .. import console, hooks, native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
+from ..faults import checkpoint
 from ..rootfs import devices, mounts, paths, pivot, resolve
 from ..security import identity, lsm, numa, personality, rlimits, sched, seccomp, sysctl
 from . import stub
@@ -90,6 +91,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             else:
                 mounts.mount_into(root_fd, m, linux.get("mountLabel"))
         _AT[0] = ""
+        checkpoint("init:mounted")
         if devices.needs_dev_setup(config):
             devices.create_devices(root_fd, config, userns)
         _make_cwd(root_fd, process["cwd"])

@@ -64,6 +64,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     child.close()
     checkpoint("spawn:forked")
     init_pid = 0
+    ready = False  # EOF without "ready" is an init that died (killed, OOM) during its setup
     try:
         while True:
             msg = parent.recv()
@@ -90,8 +91,9 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
             elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener gets it with the state
                 seccomp.forward(plan.seccomp, msg, init_pid, dict(state_for_hooks, pid=init_pid, status="creating"))
             elif "ready" in msg:
+                ready = True
                 checkpoint("spawn:ready")
-        if not init_pid:
+        if not init_pid or not ready:
             raise RuntimeFailure("container init exited before it was set up")
         return init_pid
     except BaseException:

@@ -23,8 +23,10 @@ EXPECTED = {
     "spawn:ready": "stopped", "create:spawned": "stopped", "create:done": "created",
     "start:before-connect": "created", "start:connected": "running", "start:acked": "running",
     "delete:loaded": "running", "delete:killed": "stopped", "delete:cgroup-removed": "stopped",
-    "intermediate:joined": "gone",  # the intermediate dies, the runtime reports it and cleans up
+    # a child of the runtime dies: the runtime reports it (exit 1) and cleans up itself
+    "intermediate:joined": "gone", "init:mounted": "gone",
 }
+CHILD_STEPS = ("intermediate:joined", "init:mounted")
 
 
 def _bundle(make_bundle, tag):
@@ -66,14 +68,14 @@ def test_runtime_killed_at_step_is_cleaned_by_delete_force(rt, make_bundle, cid,
     env = tagged_env(tag)
     die = tagged_env(tag, PYRUNTIME_TEST_DIE_AT=step)
     command = step.split(":")[0]
-    if command in ("create", "spawn", "intermediate"):
+    if command in ("create", "spawn", "intermediate", "init"):
         proc = rt("create", "--bundle", str(bundle), cid, env=die, check=False)
     else:
         rt("create", "--bundle", str(bundle), cid, env=env)
         if command == "delete":
             rt("start", cid, env=env)
         proc = rt(command, *(["--force"] if command == "delete" else []), cid, env=die, check=False)
-    if step == "intermediate:joined":
+    if step in CHILD_STEPS:
         assert proc.returncode == 1 and "exited before it was set up" in proc.stderr, proc.stderr
         _no_traceback(proc)
     else:
