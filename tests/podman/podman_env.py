@@ -180,8 +180,17 @@ class Podman:
     def inspect(self, cid: str, fmt: str) -> str:
         return self("inspect", "--format", fmt, cid).stdout.strip()
 
-    def cgroup(self, cid: str, controller: str) -> Path:
-        return Path(CGROUP_BASE) / controller / PARENT / f"libpod-{cid}"
+    def cgroup_dirs(self, cid: str) -> list[Path]:
+        """The container's cgroup in every hierarchy (podman's cgroupsPath /libpod_parent/libpod-<id>)."""
+        name = f"{PARENT}/libpod-{cid}"
+        return [p for p in [Path(CGROUP_BASE, name), *Path(CGROUP_BASE).glob(f"*/{name}")] if p.is_dir()]
+
+    def cgroup_file(self, cid: str, controller: str, v1_name: str, v2_name: str) -> Path:
+        """A control file of the container's cgroup: the v1 controller's where it is mounted (this
+        hybrid host), else the unified hierarchy's."""
+        if Path(CGROUP_BASE, controller, "cgroup.procs").exists():
+            return Path(CGROUP_BASE, controller, PARENT, f"libpod-{cid}", v1_name)
+        return Path(CGROUP_BASE, PARENT, f"libpod-{cid}", v2_name)
 
     def wait_log(self, cid: str, text: str, timeout: float = 10) -> str:
         deadline = time.monotonic() + timeout
