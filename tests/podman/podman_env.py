@@ -50,11 +50,10 @@ def _missing() -> str | None:
 
 
 def libpod_cgroups() -> set[str]:
-    """Every cgroup directory under libpod_parent in every hierarchy."""
+    """Every cgroup directory under libpod_parent in every hierarchy (v1 ones and a v2 root)."""
     found: set[str] = set()
-    for hierarchy in Path(CGROUP_BASE).iterdir():
-        top = hierarchy / PARENT
-        if top.is_dir():
+    for top in [Path(CGROUP_BASE, PARENT), *Path(CGROUP_BASE).glob(f"*/{PARENT}")]:
+        if top.is_dir() and top.parent.name != PARENT:
             found.add(str(top))
             found.update(str(p) for p in top.rglob("*") if p.is_dir())
     return found
