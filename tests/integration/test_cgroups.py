@@ -259,3 +259,32 @@ def test_oom_killed_container_cgroup_removed_on_delete(rt, make_bundle, cid, cgr
     proc = rt("run", "--bundle", str(bundle), cid, check=False)
     assert proc.returncode == 128 + signal.SIGKILL
     assert rt.ids() == []  # run deleted it, cgroups included (checked by cgroup_parent)
+
+
+def test_bpf_device_program_enforces_rules(cgroup_parent):
+    """The v2 device program on its own, in whatever cgroup2 hierarchy this host has (on this hybrid
+    host: /sys/fs/cgroup/unified, which still runs cgroup BPF programs): the defaults are dropped here
+    so /dev/null can be denied, and r/w access bits are told apart."""
+    import sys
+
+    from pyruntime.cgroups import devices, hierarchies
+
+    mount_point = hierarchies().get("unified")
+    if mount_point is None:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    d = Path(mount_point + cgroup_parent)
+    d.mkdir()
+    try:
+        rules = [devices.Rule(False, "a", -1, -1, "rwm"), devices.Rule(True, "c", 1, 5, "r"),
+                 devices.Rule(True, "c", 1, 3, "rw"), devices.Rule(False, "c", 1, 3, "w")]
+        devices.apply_v2(str(d), rules)
+        probe = ("import os, sys\n"
+                 "open(sys.argv[1] + '/cgroup.procs', 'w').write('0')\n"
+                 "for path, flag in (('/dev/zero', os.O_RDONLY), ('/dev/zero', os.O_WRONLY),"
+                 " ('/dev/null', os.O_RDONLY), ('/dev/null', os.O_WRONLY), ('/dev/full', os.O_RDONLY)):\n"
+                 "    try:\n        os.close(os.open(path, flag)); print('ok')\n"
+                 "    except PermissionError:\n        print('denied')\n")
+        out = subprocess.run([sys.executable, "-c", probe, str(d)], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ["ok", "denied", "ok", "denied", "denied"]
+    finally:
+        d.rmdir()

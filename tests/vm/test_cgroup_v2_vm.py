@@ -41,6 +41,7 @@ EXPECTED = [
     "test_rejected_value_names_file_and_value_and_leaves_nothing",
     "test_unified_keys",
     "test_oom_killed_container_cgroup_removed_on_delete",
+    "test_bpf_device_program_enforces_rules",
 ]
 
 pytestmark = pytest.mark.vm
@@ -61,9 +62,9 @@ def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # the guest: same checkout, same venv interpreter (never a pyenv shim), state and temp in tmpfs
     guest_cmd = (f"cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -m pytest -q -p no:cacheprovider "
                  f"-p no:hypothesispytest --basetemp=/tmp/pt --durations=0 --junitxml={junit} {GUEST_TESTS} 2>&1 | tail -60")
-    env = dict(os.environ, VM_RW=str(shared), VM_TIMEOUT="600", VM_CONSOLE=str(shared / "console.log"))
+    env = dict(os.environ, VM_RW=str(shared), VM_TIMEOUT="720", VM_CONSOLE=str(shared / "console.log"))
     proc = subprocess.run([str(RUNNER), guest_cmd], cwd=shared, env=env, capture_output=True, text=True,
-                          timeout=660)
+                          timeout=780)
     output = proc.stdout + proc.stderr
     if not junit.exists():
         pytest.fail(f"the VM did not produce test results (exit {proc.returncode}):\n{output[-4000:]}")
