@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from typing import Any
 
 from . import schema
@@ -25,7 +26,11 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 def load_json(path: str, what: str = "config.json") -> Any:
     """Read and parse a JSON file, turning every failure into one ConfigError line."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO planted as config.json must not hang the runtime in open()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(path, "", f"{what} is not a regular file")
             data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(path, "", f"{what} not found: no such file or directory") from None

@@ -346,3 +346,28 @@ def test_bad_exec_process_json_is_one_clear_line(rt, make_bundle, cid, cgroup_pa
     finally:
         rt("delete", "--force", cid)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_config_that_is_not_a_regular_file(rt, tmp_path, cid):
+    """A FIFO must not hang the runtime, /dev/zero must not be read, a directory is named as such,
+    and an oversized file is refused before it is parsed."""
+    cases = {"fifo": "not a regular file", "zero": "not a regular file", "dir": "is a directory",
+             "huge": "larger than"}
+    for name, words in cases.items():
+        bundle = tmp_path / name
+        bundle.mkdir()
+        config = bundle / "config.json"
+        if name == "fifo":
+            os.mkfifo(config)
+        elif name == "zero":
+            config.symlink_to("/dev/zero")
+        elif name == "dir":
+            config.mkdir()
+        else:
+            with open(config, "wb") as f:
+                f.truncate(spec.MAX_CONFIG_BYTES + 1)  # sparse: costs no disk
+        proc = rt("create", "--bundle", str(bundle), cid, check=False, timeout=20)
+        assert proc.returncode == 1, (name, proc.stderr)
+        err = one_clear_line(proc)
+        assert words in err and str(config) in err, (name, err)
+    assert rt.ids() == []
