@@ -6,12 +6,12 @@ import os
 import select
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from . import cgroups, hooks, log, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
+from .record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .state import Container
 
 

@@ -15,11 +15,11 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import SPEC_VERSION
 from .errors import NotFound, RuntimeFailure
+from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 
 _ID = re.compile(r"^[A-Za-z0-9_+.-]{1,255}$")
 STATE_FILE = "state.json"

@@ -8,11 +8,11 @@ file, the JSON path, the cgroup file and the value.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from .. import log
 from ..errors import ConfigError
+from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 
 
 @dataclass

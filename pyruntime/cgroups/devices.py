@@ -8,10 +8,10 @@ program (csrc/ebpf.c) attached to the cgroup.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, RuntimeFailure
+from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 
 ANY = -1
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 import prctl
@@ -22,6 +21,7 @@ import prctl
 from .. import cgroups, console, native
 from .._native import lib
 from ..errors import RuntimeFailure
+from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from ..security import identity, lsm, rlimits, sched
 from .channel import Channel
 from .init import _arrange_fds, _chdir, _environment, _move_high, block_imports, describe, find_executable

@@ -9,7 +9,6 @@ nearest subreaper (conmon, or `run` itself) or to the host's init: never left a 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import prctl
@@ -18,6 +17,7 @@ from .. import cgroups, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
+from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from ..security import seccomp
 from . import init as init_mod
 from .channel import Channel

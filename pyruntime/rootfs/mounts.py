@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from .. import native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
+from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 from . import idmap, resolve
 
 # option -> (clear these flags, set these flags)

@@ -15,11 +15,11 @@ import errno
 import json
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from .._native import ffi, lib
 from ..errors import ConfigError, RuntimeFailure
+from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .caps import CAPS
 
 ACTIONS = {
