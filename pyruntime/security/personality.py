@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .. import native
@@ -29,4 +30,4 @@ def apply(p: dict[str, Any] | None) -> None:
     try:
         native.personality(DOMAINS[p["domain"]])
     except OSError as e:
-        raise RuntimeFailure(f"cannot set linux.personality {p['domain']}: {e.strerror.lower()}") from None
+        raise RuntimeFailure(f"cannot set linux.personality {p['domain']}: {os.strerror(e.errno).lower()}") from None
