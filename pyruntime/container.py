@@ -167,7 +167,13 @@ def write_pid_file(path: str, pid: int) -> None:
     """The bare pid, no newline (conmon reads it as is), written atomically."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyruntime-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    # Whatever sits at the temporary name (a hard link to a file someone wants clobbered, a symlink,
+    # a fifo to hang us) is unlinked, never opened: the new file must be ours (O_EXCL).
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, str(pid).encode())
     finally:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from _attack import wait_file
-from conftest import ROOTFS
 
 BASE_FDS = {"0", "1", "2"}
 
