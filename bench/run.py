@@ -49,6 +49,7 @@ class Proc:
         self.t1 = 0.0
         self.rc = -1
         self.maxrss_kb = 0
+        self.cpu_ms = 0.0  # user + system time of the process and the children it waited for
 
     def wait(self, timeout: float = 120) -> Proc:
         if not self.done.wait(timeout):
@@ -98,11 +99,12 @@ class Reaper(threading.Thread):
             with self.lock:
                 proc = self.pending.pop(pid, None)
                 if proc is None:
-                    self.early[pid] = (t1, rc, ru.ru_maxrss)
+                    self.early[pid] = (t1, rc, ru.ru_maxrss, (ru.ru_utime + ru.ru_stime) * 1000)
                     if len(self.early) > 10000:  # orphans nobody asks about
                         self.early.clear()
                     continue
             proc.t1, proc.rc, proc.maxrss_kb = t1, rc, ru.ru_maxrss
+            proc.cpu_ms = (ru.ru_utime + ru.ru_stime) * 1000
             proc.done.set()
 
     def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> Proc:
@@ -115,7 +117,7 @@ class Reaper(threading.Thread):
             pid = os.posix_spawn(argv[0], argv, env if env is not None else ENV, file_actions=actions)
             proc = Proc(pid, t0, out, err)
             if pid in self.early:
-                proc.t1, proc.rc, proc.maxrss_kb = self.early.pop(pid)
+                proc.t1, proc.rc, proc.maxrss_kb, proc.cpu_ms = self.early.pop(pid)
                 proc.done.set()
             else:
                 self.pending[pid] = proc
@@ -280,6 +282,8 @@ class Results:
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if unit == "ms cpu":
+        return f"{value:.1f} ms"
     if unit == "ms":
         return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
     if unit == "MB":
@@ -312,6 +316,7 @@ class Bench:
                 cid, b = self.bundles.make(rt, ["/bin/true"])
                 p = call(rt.argv("run", "--bundle", b, cid))
                 self.res.add("run /bin/true", rt.name, p.elapsed * 1000)
+                self.res.add("CPU time of `run`", rt.name, p.cpu_ms, "ms cpu")
                 if rt.ids():
                     raise RuntimeError(f"{rt.name}: run left {rt.ids()}")
 
@@ -323,9 +328,12 @@ class Bench:
                 pid_file = f"{b}/pid"
                 p = call(rt.argv("create", "--bundle", b, "--pid-file", pid_file, cid))
                 self.res.add("create", rt.name, p.elapsed * 1000)
+                self.res.add("CPU time of `create`", rt.name, p.cpu_ms, "ms cpu")
                 pid = int(Path(pid_file).read_text())
                 self.res.add("RSS of the waiting init", rt.name, vm_rss_kb(pid) / 1024, "MB")
-                self.res.add("state", rt.name, call(rt.argv("state", cid)).elapsed * 1000)
+                p = call(rt.argv("state", cid))
+                self.res.add("state", rt.name, p.elapsed * 1000)
+                self.res.add("CPU time of `state`", rt.name, p.cpu_ms, "ms cpu")
                 self.res.add("start", rt.name, call(rt.argv("start", cid)).elapsed * 1000)
                 self.res.add("kill", rt.name, call(rt.argv("kill", cid, "KILL")).elapsed * 1000)
                 wait_gone(pid)
@@ -438,7 +446,9 @@ class Bench:
             del cases["nsenter --mount /bin/true"]
         for _ in range(self.args.rounds):
             for label, argv in cases.items():
-                self.res.add(label, "floor", call(argv).elapsed * 1000)
+                p = call(argv)
+                self.res.add(label, "floor", p.elapsed * 1000)
+                self.res.add(f"{label} (CPU)", "floor", p.cpu_ms, "ms cpu")
 
 
 # -- podman -------------------------------------------------------------------------------------------
@@ -550,8 +560,12 @@ def report(b: Bench, names: list[str]) -> str:
     lines = ["  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    floor = [f"{m}: {fmt(res.median(m, 'floor'), 'ms')}" for m in res.order if "floor" in res.data[m]]
-    return "\n".join(lines) + "\nfloor (medians): " + "; ".join(floor) + "\n"
+    floor = [f"{m}: {fmt(res.median(m, 'floor'), 'ms')}" for m in res.order if "floor" in res.data[m]
+             and not m.endswith("(CPU)")]
+    floor_cpu = [f"{m[:-6]}: {fmt(res.median(m, 'floor'), 'ms')}" for m in res.order if "floor" in res.data[m]
+                 and m.endswith("(CPU)")]
+    return ("\n".join(lines) + "\nfloor (medians, wall): " + "; ".join(floor) + "\nfloor (medians, CPU): "
+            + "; ".join(floor_cpu) + "\n")
 
 
 def main() -> int:
