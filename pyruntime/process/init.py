@@ -148,6 +148,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     rlimits.apply(process.get("rlimits"))  # raising a hard limit needs CAP_SYS_RESOURCE
     env = _environment(process, plan)
     user = process.get("user") or {}
+    listen_fd = _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
+    if hooks_fd >= 0:
+        os.set_inheritable(hooks_fd, True)
     seccomp_late = plan.seccomp is None or seccomp.can_load_late(process, plan.cap_sets)
     if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
         seccomp.load(plan.seccomp, chan)
@@ -162,9 +165,6 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     personality.apply(linux.get("personality"))
     numa.apply(linux.get("memoryPolicy"))
     os.umask(user.get("umask", 0o022))
-    listen_fd = _arrange_fds(plan)
-    if hooks_fd >= 0:
-        os.set_inheritable(hooks_fd, True)
     if plan.seccomp is not None and seccomp_late:
         # As late as possible: after this only write (ready), the exec of the stub, and the stub's
         # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOTFS, Runtime
 from pyruntime._native import ffi, lib
 
 from pyruntime.security.caps import CAPS
 
 REPO = Path(__file__).resolve().parent.parent.parent
+ROOTFS = REPO / "bundles" / "busybox" / "rootfs"  # (not imported from conftest: another tier has one too)
 PODMAN_FIXTURE = REPO / "tests" / "data" / "podman-config.json"
 STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Seccomp_filters")
 
@@ -476,9 +476,12 @@ def test_exec_cpu_affinity_initial_then_final(rt, make_bundle, cid, tmp_path):
 
 
 def wait_gone(rt, cid) -> None:
-    from conftest import wait_until
+    import time
 
-    wait_until(lambda: rt.state(cid)["status"] == "stopped", what="container to stop")
+    deadline = time.monotonic() + 10
+    while rt.state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline, "container did not stop"
+        time.sleep(0.02)
     rt("delete", cid)
 
 
@@ -615,7 +618,7 @@ def test_podman_default_config_gives_the_same_status_as_runc(rt, cid, tmp_path, 
         (bundle / "config.json").write_text(json.dumps(config))
         if runtime is None:
             root = tempfile.mkdtemp(prefix="prt-runc-", dir="/run")
-            runtime = Runtime(runc, root)
+            runtime = type(rt)(runc, root)
         try:
             proc = runtime("run", "--bundle", str(bundle), f"{cid}-{name}", check=False)
         finally:
