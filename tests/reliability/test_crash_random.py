@@ -1,6 +1,6 @@
 """Crash safety with random timing (issue 8): SIGKILL the runtime at a random moment of create,
-start, exec, run and delete (exec needs no checkpoints of its own this way), then check that
-`state`/`list` answer and `delete --force` leaves a clean host. PYRUNTIME_CRASH_ROUNDS sets the
+start, exec, run (detached and foreground) and delete (exec needs no checkpoints of its own this
+way), then check that `state`/`list` answer and `delete --force` leaves a clean host. PYRUNTIME_CRASH_ROUNDS sets the
 rounds per command (default 6); the seed is printed so a failure can be replayed.
 """
 
@@ -40,7 +40,7 @@ def _sane(rt, cid):
     json.loads(listed.stdout)
 
 
-@pytest.mark.parametrize("command", ["create", "run", "start", "exec", "delete"])
+@pytest.mark.parametrize("command", ["create", "run", "run-foreground", "start", "exec", "delete"])
 def test_runtime_killed_at_a_random_moment(rt, make_bundle, cgroup_parent, tmp_path, command):
     rng = random.Random(f"{SEED}-{command}")
     print(f"PYRUNTIME_CRASH_SEED={SEED}")
@@ -56,9 +56,11 @@ def test_runtime_killed_at_a_random_moment(rt, make_bundle, cgroup_parent, tmp_p
     for n in range(ROUNDS):
         cid = f"rnd-{tag[:6]}-{n}"
         delay = rng.uniform(0.0, 0.4)
-        if command in ("create", "run"):
+        if command in ("create", "run", "run-foreground"):
             extra = ["--detach"] if command == "run" else []
-            _kill_after(rt, [command, *extra, "--bundle", str(bundle), cid], env, delay)
+            if command == "run-foreground":
+                delay *= 2  # the whole create happens first: kill mostly while it waits
+            _kill_after(rt, [command.split("-")[0], *extra, "--bundle", str(bundle), cid], env, delay)
         else:
             rt("create", "--bundle", str(bundle), cid, env=env)
             if command != "start":
