@@ -93,14 +93,3 @@ def test_post_init_and_errors() -> None:
             a: int = 0
             b: int  # type: ignore[misc]
 
-
-def test_hot_paths_do_not_load_dataclasses_or_inspect() -> None:
-    """Structural, not a timing: `create`'s modules import neither `dataclasses` nor the real `inspect`."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from pyruntime.__main__ import _defer_inspect; _defer_inspect(); "
-            "import pyruntime.cli, pyruntime.container, pyruntime.runner, pyruntime.process.spawn; "
-            "print('dataclasses' in sys.modules, type(sys.modules['inspect']).__name__)")
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "Deferred"], out
