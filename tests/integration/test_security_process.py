@@ -617,8 +617,8 @@ def test_podman_default_config_gives_the_same_status_as_runc(rt, cid, tmp_path, 
         bundle = tmp_path / name
         bundle.mkdir()
         config = adapt_podman_config(json.loads(json.dumps(original)), f"{cgroup_parent}/{name}",
-                                     ["sh", "-c", "cat /proc/self/status; mkdir /tmp/x && echo mkdir-ok; "
-                                      "unshare -U true 2>&1 || echo unshare-denied"])
+                                     ["sh", "-c", "cat /proc/self/status; mount -t tmpfs t /mnt 2>&1; "
+                                      "swapoff /x 2>&1; unshare -U true && echo unshare-ok; true"])
         (bundle / "config.json").write_text(json.dumps(config))
         if runtime is None:
             root = tempfile.mkdtemp(prefix="prt-runc-", dir="/run")
@@ -630,8 +630,9 @@ def test_podman_default_config_gives_the_same_status_as_runc(rt, cid, tmp_path, 
                 runtime("delete", "--force", f"{cid}-{name}", check=False)
                 shutil.rmtree(runtime.root, ignore_errors=True)
         assert proc.returncode == 0, (name, proc.stderr)
-        results[name] = (status_of(proc.stdout), proc.stdout.split("\n")[-3:])
+        results[name] = (status_of(proc.stdout), proc.stdout.splitlines()[-3:])
     assert results["pyruntime"] == results["runc"]  # the status lines and what the profile allows
-    got = results["pyruntime"][0]
+    got, tail = results["pyruntime"]
+    assert os.strerror(errno.EPERM) in tail[1] and tail[2] == "unshare-ok", tail  # swapoff: errnoRet 1
     assert got["Seccomp"] == "2" and got["Seccomp_filters"] == "1" and got["NoNewPrivs"] == "0"
     assert got["CapBnd"] == mask(*original["process"]["capabilities"]["bounding"])
