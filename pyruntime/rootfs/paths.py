@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from .. import native
 from .._native import lib
@@ -20,9 +21,29 @@ def mask(root_fd: int, path: str) -> None:
         if resolve.is_dir(fd):
             native.mount("tmpfs", resolve.fd_path(fd), "tmpfs", lib.MS_RDONLY, None)
         else:
-            native.mount("/dev/null", resolve.fd_path(fd), None, lib.MS_BIND)
+            null = _container_null(root_fd)
+            try:
+                native.mount(resolve.fd_path(null) if null >= 0 else "/dev/null", resolve.fd_path(fd), None,
+                             lib.MS_BIND)
+            finally:
+                if null >= 0:
+                    os.close(null)
     finally:
         os.close(fd)
+
+
+def _container_null(root_fd: int) -> int:
+    """An fd of the container's own /dev/null when it is the real device (then the host's devtmpfs does
+    not show in the container's mountinfo, as with runc), else -1 for the host's."""
+    try:
+        null = resolve.open_in_root(root_fd, "/dev/null")
+    except OSError:
+        return -1
+    st = os.fstat(null)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+        return null
+    os.close(null)
+    return -1
 
 
 def make_readonly(root_fd: int, path: str) -> None:
