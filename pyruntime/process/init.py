@@ -101,8 +101,13 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             socket.sethostname(config["hostname"])
         if config.get("domainname"):
             native.setdomainname(config["domainname"])
-    if root_fd >= 0:
-        _write_sysctls(root_fd, linux.get("sysctl") or {})
+    if linux.get("sysctl"):  # ipc/net sysctls act on the writer's namespaces, whichever /proc is used
+        sysctl_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _write_sysctls(sysctl_root, linux["sysctl"])
+        finally:
+            if sysctl_root != root_fd:
+                os.close(sysctl_root)
 
     # -- hooks: prestart/createRuntime in the runtime (it answers), then createContainer here -----
     if hooks_cfg.get("prestart") or hooks_cfg.get("createRuntime"):

@@ -324,6 +324,19 @@ def test_namespaced_sysctls_are_set(rt, make_bundle, cid):
         assert f.read().strip() != "123456789"  # the host's is untouched
 
 
+def test_sysctls_without_a_mount_namespace(rt, make_bundle, cid):
+    def edit(c: dict[str, Any]) -> None:
+        c["linux"]["namespaces"] = [{"type": "ipc"}, {"type": "uts"}]
+        c["linux"]["sysctl"] = {"kernel.shmmni": "1234"}
+        c["linux"].pop("maskedPaths")
+        c["linux"].pop("readonlyPaths")
+        c["mounts"] = []
+    out = run_out(rt, make_bundle, cid, ["cat", "/proc/sys/kernel/shmmni"], edit)
+    assert out.strip() == "1234"
+    with open("/proc/sys/kernel/shmmni") as f:
+        assert f.read().strip() != "1234"
+
+
 @pytest.mark.parametrize("key,value,words", [
     ("kernel.pid_max", "4000", ["linux.sysctl.kernel.pid_max", "not namespaced"]),
     ("vm.swappiness", "1", ["not namespaced"]),
