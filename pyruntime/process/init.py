@@ -162,8 +162,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     _chdir(process["cwd"])
     identity.switch_user(user, plan.cap_sets, setgroups_allowed=not userns or _setgroups_allowed())
     _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
-    if os.getcwd().startswith("(unreachable)"):  # a cwd outside the rootfs (CVE-2024-21626)
-        raise RuntimeFailure(f"process.cwd {process['cwd']!r} is outside the container")
+    check_cwd_inside(process["cwd"])  # CVE-2024-21626
     path = find_executable(process["args"][0], env)
     if process.get("noNewPrivileges"):
         prctl.set_no_new_privs(1)
@@ -238,6 +237,17 @@ def _make_cwd(root_fd: int, cwd: str) -> None:
         os.close(resolve.mkdirs_in_root(root_fd, cwd))
     except OSError as e:
         raise RuntimeFailure(f"process.cwd {cwd!r}: {(e.strerror or str(e)).lower()}") from None
+
+
+def check_cwd_inside(cwd: str) -> None:
+    """After chdir: a cwd outside our root (reached through a leaked fd or a magic link) is named
+    "(unreachable)..." by the kernel, which glibc's getcwd() reports as ENOENT."""
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:
+        here = "(unreachable)"
+    if here.startswith("(unreachable)") or not here.startswith("/"):
+        raise RuntimeFailure(f"process.cwd {cwd!r} is outside the container")
 
 
 def _chdir(cwd: str) -> None:

@@ -24,7 +24,16 @@ from ..errors import RuntimeFailure
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from ..security import identity, lsm, rlimits, sched
 from .channel import Channel
-from .init import _arrange_fds, _chdir, _environment, _move_high, block_imports, describe, find_executable
+from .init import (
+    _arrange_fds,
+    _chdir,
+    _environment,
+    _move_high,
+    block_imports,
+    check_cwd_inside,
+    describe,
+    find_executable,
+)
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
 
 try:  # the process-security area's module (optional until it exists)
@@ -222,9 +231,7 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
     _chdir(cwd)
     identity.switch_user(user, plan.cap_sets, plan.setgroups_allowed)
     _chdir(cwd)
-    here = os.getcwd()
-    if here.startswith("(unreachable)") or not here.startswith("/"):  # outside the container's root
-        raise RuntimeFailure(f"process.cwd {cwd!r} is outside the container")
+    check_cwd_inside(cwd)  # CVE-2024-21626
     path = find_executable(plan.args[0], env)
     if plan.no_new_privs:
         prctl.set_no_new_privs(1)

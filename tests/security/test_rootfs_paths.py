@@ -280,3 +280,42 @@ def test_proc_mount_replaced_by_a_tmpfs(rt, evil_bundle, evil_rootfs, tmp_path, 
     assert Path("/proc/sys/kernel/core_pattern").read_text() == before
     assert (fake / "kernel" / "shm_rmid_forced").is_symlink()
     assert rt.ids() == []
+
+
+def test_masked_and_readonly_paths_that_are_symlinks_to_host_paths(rt, evil_bundle, evil_rootfs, shared_host_dir,
+                                                                    cid):
+    """maskedPaths and readonlyPaths naming image symlinks to a host directory and a host file (on a
+    shared mount, where a mount would show): resolved inside the rootfs, never masked or remounted
+    on the host."""
+    host_file = shared_host_dir / "sentinel"
+    (evil_rootfs / "etc" / "mask-dir").symlink_to(str(shared_host_dir))
+    (evil_rootfs / "etc" / "mask-file").symlink_to(str(host_file))
+    (evil_rootfs / "etc" / "ro-dir").symlink_to("../../../../../../.." + str(shared_host_dir))
+    inside = evil_rootfs / str(shared_host_dir).lstrip("/")  # the same path inside the rootfs
+    inside.mkdir(parents=True)
+    (inside / "sentinel").write_text("container data")
+
+    def edit(config: dict) -> None:
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/tmp"]
+        config["linux"]["maskedPaths"] += ["/etc/mask-file", "/etc/mask-dir"]
+        config["linux"]["readonlyPaths"] += ["/etc/ro-dir"]
+
+    proc = rt("create", "--bundle", str(evil_bundle(["true"], edit=edit)), cid, check=False)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert_host_target_untouched(shared_host_dir)
+        mounts = container_mounts(rt.state(cid)["pid"])  # masked: the rootfs's own copies
+        assert str(shared_host_dir) in mounts and str(shared_host_dir / "sentinel") in mounts, "\n".join(mounts)
+    finally:
+        rt("delete", "--force", cid)
+    assert_host_target_untouched(shared_host_dir)
+
+
+def test_masked_path_through_a_magic_link_is_refused(rt, evil_bundle, evil_rootfs, shared_host_dir, cid):
+    """A masked path reached through /proc/self/root (a magic link) would leave the rootfs: refused."""
+    (evil_rootfs / "etc" / "mask-proc").symlink_to("/proc/self/root" + str(shared_host_dir))
+    bundle = evil_bundle(["true"], edit=lambda c: c["linux"]["maskedPaths"].append("/etc/mask-proc"))
+    proc = rt("run", "--bundle", str(bundle), cid, check=False)
+    assert proc.returncode == 1 and "mask-proc" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert rt.ids() == []
+    assert_host_target_untouched(shared_host_dir)
