@@ -588,8 +588,10 @@ def podman_config(tmp: Path) -> dict[str, Any]:
     if not shutil.which("podman") or not shutil.which("runc"):
         return json.loads(PODMAN_FIXTURE.read_text())
     env_dir = tmp / "podman"
+    # a bridge name of our own (never created: --network none), so teardown cannot touch another tier's
+    setup_env = dict(os.environ, PYRT_PODMAN_BRIDGE=f"pyrtsp{os.getpid() % 100000}")
     setup = subprocess.run(["sh", str(REPO / "tests/podman/setup.sh"), str(env_dir)], capture_output=True,
-                           text=True, timeout=120)
+                           text=True, timeout=120, env=setup_env)
     try:
         assert setup.returncode == 0, setup.stderr
         env = dict(os.environ)
