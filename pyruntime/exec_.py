@@ -19,7 +19,7 @@ from .errors import ConfigError, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
 
-_USER = re.compile(r"^([0-9]{1,10})(?::([0-9]{1,10}))?$")
+_USER = re.compile(r"([0-9]{1,10})(?::([0-9]{1,10}))?")
 _MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
 _PROC_FD = re.compile(r"^/proc/(self|thread-self|[0-9]+)(/task/[0-9]+)?/fd(/|$)")
 _FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
@@ -52,7 +52,7 @@ class ExecOptions:
 def parse_user(value: str) -> tuple[int, int | None]:
     """uid[:gid], numbers only: "0x10", "1000abc", " 1", "root", "1:" are refused (crun CVE-2026-30892
     came from a lenient parse that turned garbage into uid 0)."""
-    m = _USER.match(value)
+    m = _USER.fullmatch(value)  # fullmatch: "$" would let a trailing newline through
     if not m or int(m.group(1)) > _MAX_ID or (m.group(2) is not None and int(m.group(2)) > _MAX_ID):
         raise RuntimeFailure(f"--user {value!r}: expected uid[:gid] with numeric ids (0..{_MAX_ID})")
     return int(m.group(1)), None if m.group(2) is None else int(m.group(2))

@@ -77,7 +77,7 @@ def test_user_uid_only_keeps_the_configs_gid(rt, running):
 
 
 BAD_USERS = ["root", "1000abc", "1000:", ":1000", "-1", "0x10", " 1", "1 ", "1:2:3", "4294967295", "99999999999",
-             "1000:nogroup", "\u0661\u0662", "+5", "1_000", "0o7"]
+             "1000:nogroup", "\u0661\u0662", "+5", "1_000", "0o7", "1\n", "0\n"]
 
 
 def test_user_parsing_is_exact(rt, running):
