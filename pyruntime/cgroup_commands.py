@@ -17,14 +17,14 @@ from .state import Container
 
 def pause(c: Container) -> None:
     status = c.status()
-    if status != "running":
+    if status not in ("running", "created"):  # runc pauses a created container too
         raise RuntimeFailure(f"container {c.id} is not running (it is {status})")
     cgroups.set_frozen(c.cgroup_paths, True)
 
 
 def resume(c: Container) -> None:
     status = c.status()
-    if status != "paused":
+    if status == "stopped" or not cgroups.is_paused(c.cgroup_paths):  # a paused created one reads "created"
         raise RuntimeFailure(f"container {c.id} is not paused (it is {status})")
     cgroups.set_frozen(c.cgroup_paths, False)
 
