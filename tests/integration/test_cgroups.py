@@ -173,7 +173,10 @@ def test_pause_stops_processes_and_resume_restarts_them(rt, make_bundle, cid):
         frozen = container_file(pid, "/tmp/n")
         time.sleep(0.5 * SLOW)
         assert container_file(pid, "/tmp/n") == frozen  # nothing runs while frozen
-        if not V2:  # the v1 freezer shows its tasks in D (uninterruptible, frozen) state
+        if V2:  # the kernel reports the whole cgroup frozen
+            cg = Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
+            assert "frozen 1" in Path(f"/sys/fs/cgroup{cg}/cgroup.events").read_text()
+        else:  # the v1 freezer shows its tasks in D (uninterruptible, frozen) state
             assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "D"
         assert rt("pause", cid, check=False).returncode == 1
         rt("resume", cid)
