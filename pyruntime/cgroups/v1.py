@@ -90,6 +90,11 @@ class V1Manager(Manager):
         elif limit == -1 and not sw and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes")):
             # unlimited memory with swap unset: unlimited swap too (runc), else the write is refused
             order = [Write(f"{P}.limit", d, "memory.memsw.limit_in_bytes", "-1"), lw]
+        if lw and not sw and limit > 0:
+            memsw = read_int(d, "memory.memsw.limit_in_bytes", -1)
+            if 0 < memsw < limit:
+                raise ConfigError(file, f"{P}.limit", f"{limit} is above the memory+swap limit {memsw} "
+                                  "(memory.memsw.limit_in_bytes): set the swap limit too")
         writes = [w for w in order if w]
         if mem.get("reservation"):
             writes.append(Write(f"{P}.reservation", d, "memory.soft_limit_in_bytes", str(mem["reservation"])))
