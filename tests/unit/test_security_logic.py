@@ -201,3 +201,45 @@ def test_lsm_checks_follow_the_host():
     if not lsm.selinux_enabled():
         raises_at("process.selinuxLabel", lsm.check_process, {"selinuxLabel": "x"}, "f", "process")
     lsm.check_process({"apparmorProfile": "p"}, "f", "process")  # never an error: ignored when off
+
+
+# -- hostile input: every validator either accepts or raises ConfigError ------------------------------
+
+_words = st.sampled_from(["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_LOG",
+                          "SCMP_ACT_KILL", "bogus", "", "SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64", "SCMP_CMP_EQ",
+                          "SCMP_CMP_MASKED_EQ", "SECCOMP_FILTER_FLAG_TSYNC", "mkdir", "write", "read"])
+_text = st.one_of(_words, st.text(max_size=12))
+_arg = st.fixed_dictionaries({"index": st.integers(0, 5), "value": st.integers(0, 2**64 - 1),
+                              "op": _text}, optional={"valueTwo": st.integers(0, 2**64 - 1)})
+_rule = st.fixed_dictionaries({"names": st.lists(_text, max_size=4), "action": _text},
+                              optional={"errnoRet": st.integers(0, 2**32 - 1), "args": st.lists(_arg, max_size=3)})
+_profile = st.fixed_dictionaries(
+    {"defaultAction": _text},
+    optional={"defaultErrnoRet": st.integers(0, 2**32 - 1), "architectures": st.lists(_text, max_size=3),
+              "flags": st.lists(_text, max_size=3), "syscalls": st.lists(_rule, max_size=4),
+              "listenerPath": _text, "listenerMetadata": _text})
+
+
+@given(_profile)
+def test_any_seccomp_profile_compiles_or_is_refused_cleanly(profile):
+    try:
+        prog = seccomp.compile(profile, "f")
+    except ConfigError as e:
+        assert e.path.startswith("linux.seccomp")
+    else:
+        assert len(prog.bpf) % 8 == 0
+
+
+@given(st.dictionaries(_text, st.text(max_size=5), max_size=3),
+       st.fixed_dictionaries({"policy": _text}, optional={"priority": st.integers(-5, 200),
+                             "nice": st.integers(-20, 19), "flags": st.lists(_text, max_size=2),
+                             "runtime": st.integers(0, 10**9), "deadline": st.integers(0, 10**9)}),
+       st.fixed_dictionaries({"mode": _text}, optional={"nodes": _text, "flags": st.lists(_text, max_size=2)}))
+def test_other_validators_refuse_cleanly(sysctls, scheduler, policy):
+    for fn, args in ((sysctl.check, ({"linux": {"sysctl": sysctls}}, ALL_NS, "f")),
+                     (sched.check_scheduler, (scheduler, "f", "process.scheduler")),
+                     (numa.check, (policy, "f", "linux.memoryPolicy"))):
+        try:
+            fn(*args)
+        except ConfigError:
+            pass
