@@ -4,18 +4,19 @@
 #include <linux/ioprio.h>
 #include <linux/keyctl.h>
 #include <linux/mempolicy.h>
+#if !(defined(__GLIBC__) && __GLIBC_PREREQ(2, 41)) /* glibc 2.41 declares struct sched_attr itself */
 /* glibc's <sched.h> already defines struct sched_param: keep the kernel's out of the way. */
 #define sched_param pr_kernel_sched_param
 #include <linux/sched/types.h>
 #undef sched_param
+#endif
 #include <sched.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* <linux/sched.h> clashes with glibc's <sched.h>; its SCHED_FLAG_* values are in <linux/sched/types.h>'s
- * companion header only, so take them from there when glibc did not already. */
+/* The SCHED_FLAG_* values live in <linux/sched.h> (glibc >= 2.41 has them itself). */
 #ifndef SCHED_FLAG_RESET_ON_FORK
 #include <linux/sched.h>
 #endif
