@@ -139,6 +139,8 @@ class ForegroundTerminal:
                 _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
         except OSError as e:
             raise RuntimeFailure(f"no terminal received from the container: {e.strerror or e}") from None
+        finally:
+            self._remove_socket()  # one connection is all it takes: nothing left in /tmp from here on
         if not fds:
             raise RuntimeFailure("no terminal received from the container")
         self.master = fds[0]
@@ -238,7 +240,6 @@ class ForegroundTerminal:
             set_winsize(self.master, *size)
 
     def close(self) -> None:
-        import shutil
         import signal
 
         if self._saved_attrs is not None:
@@ -255,8 +256,18 @@ class ForegroundTerminal:
         if self.master >= 0:
             os.close(self.master)
             self.master = -1
-        self._listener.close()
+        self._remove_socket()
+
+    def unlink_path(self) -> None:
+        """Remove the socket's name (and its private directory) once the one client is connected;
+        the listener keeps working, and a killed runtime leaves nothing in /tmp."""
+        import shutil
+
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _remove_socket(self) -> None:
+        self._listener.close()
+        self.unlink_path()
 
 
 def _foreground(fd: int) -> bool:

@@ -186,6 +186,8 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
                     process["consoleSize"] = {"height": size[0], "width": size[1]}
             console_fd = console.connect(opts.console_socket or proxy.socket_path)
             fds.append(console_fd)
+            if proxy:
+                proxy.unlink_path()
         plan = setns_init.ExecPlan(
             container_id=container_id, process=process, args=process["args"], init_pid=c.pid, pidfd=pidfd,
             ns_flags=ns_flags, cgroup_paths=cgroup_paths, cap_sets=cap_sets,

@@ -28,13 +28,20 @@ def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bo
 
         terminal_proxy = console.ForegroundTerminal()
         opts.console_socket = terminal_proxy.socket_path
-    c = container.create(g.root, container_id, opts)
+    try:
+        c = container.create(g.root, container_id, opts)
+    except BaseException:
+        if terminal_proxy:
+            terminal_proxy.close()  # its private socket directory goes too
+        raise
     try:
         if terminal_proxy:
             terminal_proxy.receive_master()
         container.start(c)
     except BaseException:
         container.delete(c, force=True)
+        if terminal_proxy:
+            terminal_proxy.close()
         raise
     finally:
         c.close()

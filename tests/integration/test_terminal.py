@@ -227,3 +227,28 @@ def test_run_terminal_raw_mode_ctrl_c_and_signals(rt, make_bundle, cid):
     assert not raw_lflag & (termios.ICANON | termios.ECHO | termios.ISIG)
     assert res.attrs_after == res.attrs_before
     assert rt.ids() == []
+
+
+def test_foreground_terminal_leaves_nothing_in_tmp(rt, make_bundle, cid):
+    """The private console socket of a foreground run/exec is gone afterwards, also when create fails."""
+    import glob
+    import tempfile
+
+    pattern = os.path.join(tempfile.gettempdir(), "pyruntime-tty-*")
+    before = set(glob.glob(pattern))
+
+    def no_devpts(config):  # noqa: ANN001, ANN202
+        config["process"]["terminal"] = True
+        config["mounts"] = [m for m in config["mounts"] if m["type"] != "devpts"]
+
+    res = run_in_pty(rt.argv("run", "--bundle", str(make_bundle(["true"], edit=no_devpts)), cid))
+    assert res.returncode == 1 and b"/dev/pts/ptmx" in res.output
+    res = run_in_pty(rt.argv("run", "--bundle", str(make_bundle(["true"], edit=_terminal(None))), cid))
+    assert res.returncode == 0, res.output
+    rt("run", "--detach", "--bundle", str(make_bundle(["sleep", "1000"])), cid)
+    try:
+        assert run_in_pty(rt.argv("exec", "-t", cid, "true")).returncode == 0
+    finally:
+        rt("delete", "--force", cid)
+    assert set(glob.glob(pattern)) - before == set()
+    assert rt.ids() == []
