@@ -27,3 +27,6 @@ def switch_user(user: dict[str, Any], cap_sets: dict[str, set[int]] | None, setg
     if cap_sets is not None:
         caps.apply(cap_sets)
     prctl.set_keepcaps(False)
+    # The uid change reset "dumpable" to fs.suid_dumpable (1 on some hosts): host Python still runs
+    # here until the exec, and the container's processes now share our uid.
+    prctl.set_dumpable(False)
