@@ -182,3 +182,37 @@ def test_init_that_died_on_its_own_reads_stopped(rt, make_bundle, cid, cgroup_pa
     assert p.returncode == 1 and "not running" in p.stderr and p.stderr.count("\n") == 1, p.stderr
     rt("delete", cid)  # no --force needed
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_delete_force_stops_a_fork_loop(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """Processes forking as fast as they can (bounded by a pids limit) are all gone after one delete."""
+    tag = new_tag()
+
+    def edit(c):
+        c["linux"]["resources"] = {"pids": {"limit": 200}}
+        tag_config(c, tag)
+
+    bundle = make_bundle(["sh", "-c", "trap '' TERM; while :; do (sleep 1000 &) 2>/dev/null; done"], edit=edit)
+    rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    wait_until(lambda: len(_cgroup_pids(cgroup_parent)) >= 150, what="150 processes")
+    t0 = time.monotonic()
+    rt("delete", "--force", cid)
+    took = time.monotonic() - t0
+    print(f"delete --force of a fork loop: {took * 1000:.0f} ms")
+    assert took < 3.0, f"delete --force took {took:.2f}s"
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_delete_force_of_a_paused_container(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    tag = new_tag()
+    bundle = make_bundle(["sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000 & wait"],
+                         edit=lambda c: tag_config(c, tag))
+    rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    rt("pause", cid)
+    assert rt.state(cid)["status"] == "paused"
+    t0 = time.monotonic()
+    rt("delete", "--force", cid)
+    took = time.monotonic() - t0
+    print(f"delete --force of a paused container: {took * 1000:.0f} ms")
+    assert took < 1.5, f"delete --force took {took:.2f}s"
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
