@@ -92,7 +92,9 @@ class Runtime:
 
 
 @pytest.fixture
-def state_root() -> Iterator[str]:
+def state_root(cgroup_parent: str) -> Iterator[str]:
+    # Depends on cgroup_parent so that it is torn down first: a failed test's containers are deleted
+    # (processes reaped, cgroups removed) before cgroup_parent checks and removes what is left.
     root = tempfile.mkdtemp(prefix="prt-", dir="/run")
     yield root
     left = sorted(os.listdir(root))
