@@ -224,6 +224,7 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
     env = _environment(process, plan)
     user = process.get("user") or {}
     cwd = process["cwd"]
+    _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
     seccomp_late = plan.seccomp is None or _seccomp is None or _seccomp.can_load_late(
         dict(process, noNewPrivileges=plan.no_new_privs), plan.cap_sets)
     if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
@@ -236,7 +237,6 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
     if plan.no_new_privs:
         prctl.set_no_new_privs(1)
     os.umask(user.get("umask", 0o022))
-    _arrange_fds(plan)
     if plan.seccomp is not None and _seccomp is not None and seccomp_late:
         _seccomp.load(plan.seccomp, chan)
     chan.send(ready=True)

@@ -461,3 +461,20 @@ def test_runtime_fds_in_the_preserved_range_never_reach_the_container(rt, make_b
                 wait_gone(p)
     finally:
         rt("delete", "--force", cid)
+
+
+def test_early_seccomp_with_a_profile_that_lacks_close_range(rt, make_bundle, cid):
+    """A user without CAP_SYS_ADMIN and without no_new_privs gets the filter before the user change;
+    what the runtime does after it must not need syscalls an old profile lacks (close_range)."""
+    def edit(config):  # noqa: ANN001, ANN202
+        config["process"]["noNewPrivileges"] = False
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+
+    rt("create", "--bundle", str(make_bundle(["sleep", "1000"], edit=edit)), cid)
+    try:
+        rt("start", cid)
+        out = rt("exec", "-u", "1000", cid, "sh", "-c", "id -u; grep '^Seccomp:' /proc/self/status").stdout.split()
+        assert out == ["1000", "Seccomp:", "2"]
+    finally:
+        rt("delete", "--force", cid)
