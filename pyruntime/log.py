@@ -17,7 +17,12 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _json = fmt == "json"
     _threshold = _LEVELS["debug"] if debug else _LEVELS["info"] if path else _LEVELS["warning"]
     if path:
-        _log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            _log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            from .errors import RuntimeFailure
+
+            raise RuntimeFailure(f"cannot open log file {path}: {(e.strerror or str(e)).lower()}") from None
 
 
 def _timestamp() -> str:

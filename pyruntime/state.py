@@ -220,3 +220,5 @@ def list_ids(root: str) -> list[str]:
         return sorted(n for n in os.listdir(root) if _ID.match(n) and n not in (".", ".."))
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise RuntimeFailure(f"cannot read state root {root}: {(e.strerror or str(e)).lower()}") from None

@@ -149,6 +149,7 @@ BAD_ARGS = [
     ["state", ".."], ["state", "x" * 300], ["--log-format", "xml", "list"], ["list", "--format", "yaml"],
     ["delete", ""], ["create", "--bundle", "/nonexistent", "x"], ["start", "missing-container"],
     ["--root", "/proc/nope/x", "create", "--bundle", ".", "x"], ["create", "--no-such-flag", "x"],
+    ["--log", "/proc/nope/x.log", "list"], ["--root", "/etc/passwd", "list"],
 ]
 
 
