@@ -42,6 +42,8 @@ def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in th
             plan.listen_fd = _move_high(plan.listen_fd, high)
         if plan.console_fd >= 0:
             plan.console_fd = _move_high(plan.console_fd, high)
+        if plan.late_pid_fd >= 0:
+            plan.late_pid_fd = _move_high(plan.late_pid_fd, high)
         _setup(plan, chan)
     except BaseException as e:  # noqa: BLE001
         try:
@@ -88,6 +90,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             m = mounts.parse(entry, i, plan.bundle, plan.config_file)
             if m.type == "cgroup":
                 mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
+            elif m.type == "proc" and plan.late_pid_fd >= 0:
+                _mount_proc_in_joined_pidns(root_fd, m, plan)
             else:
                 mounts.mount_into(root_fd, m, linux.get("mountLabel"))
         _AT[0] = ""
@@ -117,7 +121,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if hooks_cfg.get("createContainer"):
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
     start_state = _hook_state(plan, "created") if hooks_cfg.get("startContainer") else None  # host pid: now
-    if plan.console_fd >= 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
+    if plan.console_fd >= 0 and plan.late_pid_fd < 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
         pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
@@ -138,6 +142,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if (config.get("root") or {}).get("readonly"):
             pivot.remount_root_readonly()
     block_imports()
+    if plan.late_pid_fd >= 0:
+        _enter_pid_namespace(plan, chan, start_state)
     hooks_fd = -1
     if start_state is not None and plan.listen_fd >= 0:  # run by the stub after `start`, before the exec
         hooks_fd = _move_high(stub.hooks_memfd(start_state, hooks_cfg["startContainer"]), 5 + plan.preserve_fds)
@@ -176,6 +182,70 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     chan.send(ready=True)
     argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
     os.execve(plan.stub_fd, argv, env)
+
+
+def _mount_proc_in_joined_pidns(root_fd: int, m: mounts.MountSpec, plan: InitPlan) -> None:
+    """procfs shows the pid namespace of the process that mounts it, and we join ours only after
+    pivot_root: a child first chroots into the rootfs (so it never has the host's root or cwd), then
+    enters the pid namespace and forks the process that mounts procfs on its cwd, the target."""
+    mounts._check_ordinary_dir(root_fd, m)
+    target = resolve.mkdirs_in_root(root_fd, m.destination)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.fchdir(target)
+                os.chroot(plan.rootfs)
+                native.setns(plan.late_pid_fd, lib.CLONE_NEWPID)
+                mounter = os.fork()
+                if mounter == 0:
+                    try:
+                        native.mount(m.source, ".", "proc", m.flags & ~lib.MS_REMOUNT, m.data or None)
+                        os._exit(0)
+                    except OSError as e:
+                        os._exit(e.errno or 1)
+                    except BaseException:  # noqa: BLE001
+                        os._exit(1)
+                code = os.waitstatus_to_exitcode(os.waitpid(mounter, 0)[1])
+            except OSError as e:
+                code = e.errno or 1
+            finally:
+                os._exit(code if 0 <= code < 256 else 1)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code:
+            raise RuntimeFailure(f"mount proc on {m.destination}: {os.strerror(code).lower()}")
+    finally:
+        os.close(target)
+
+
+def _enter_pid_namespace(plan: InitPlan, chan: Channel, start_state: dict[str, Any] | None) -> None:
+    """Join the configured pid namespace now that our root and cwd are the container's: fork the real
+    init into it; this process reports the init's pid and exits. Before, the namespace's processes
+    (another container's, maybe with CAP_SYS_PTRACE) could have opened /proc/<pid>/root of a process
+    whose root was the host's."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    native.setns(plan.late_pid_fd, lib.CLONE_NEWPID)
+    os.close(plan.late_pid_fd)
+    plan.late_pid_fd = -1
+    pid = os.fork()
+    if pid:
+        os.close(r)
+        chan.send(pid=pid)
+        os.write(w, str(pid).encode())
+        os._exit(0)
+    os.close(w)
+    host_pid = int(os.read(r, 32) or b"0")  # our pid as the runtime sees it (for startContainer hooks)
+    os.close(r)
+    if start_state is not None:
+        start_state["pid"] = host_pid
+    os.setsid()
+    if plan.console_fd >= 0:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            console.attach_pty(root, plan.console_fd, plan.config["process"])
+        finally:
+            os.close(root)
 
 
 def describe(e: BaseException) -> str:

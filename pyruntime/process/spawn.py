@@ -52,6 +52,7 @@ class InitPlan:
     seccomp: Any = None
     extra_env: dict[str, str] = field(default_factory=dict)
     lock_fd: int = -1  # the state dir's flock: closed in the children, so only the runtime holds it
+    late_pid_fd: int = -1  # a joined pid namespace, entered by the init only after pivot_root
 
 
 def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
@@ -124,8 +125,19 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         checkpoint("intermediate:joined")
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
+        # A joined pid namespace holds another container's processes: the init enters it only after
+        # pivot_root (process/init.py), so they never see a process whose root and cwd are the host's.
+        # Not possible once we are in a new user namespace (no rights over the joined one left).
+        late_pid = "pid" in joined and "user" not in new and "mount" in new
         for ns_type in JOIN_ORDER:
             if ns_type in joined:
+                if ns_type == "pid" and late_pid:
+                    try:
+                        plan.late_pid_fd = os.open(joined["pid"], os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise RuntimeFailure(f"cannot open pid namespace {joined['pid']}: "
+                                             f"{e.strerror.lower()}") from None
+                    continue
                 _join(ns_type, joined[ns_type])
         if "user" in joined:  # become the joined namespace's root (the host's root is unmapped there)
             os.setresgid(0, 0, 0)

@@ -65,7 +65,7 @@ def attack_findings(output: str, allowed: set[tuple[int, int]]) -> list[str]:
         words = line.split()
         if not words:
             continue
-        if words[0] == "MEMFD-WRITTEN":
+        if words[0] in ("MEMFD-WRITTEN", "HOST-VISIBLE"):
             bad.append(line)
         elif words[0] in ("WRITABLE", "REOPENED-WRITABLE") and len(words) >= 4:
             target = " ".join(words[3:])

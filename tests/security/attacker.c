@@ -1,6 +1,6 @@
 /* A hostile program run inside test containers (built static by tests/security/conftest.py).
  *
- *   attacker scan SECONDS       for SECONDS, look at every process this container can see and try to
+ *   attacker scan SECONDS [MARKER]  for SECONDS, look at every process this container can see and try to
  *                               get a writable handle on its /proc/<pid>/exe and /proc/<pid>/map_files entries:
  *                               open(O_WRONLY|O_APPEND) at once, and O_PATH handles kept and reopened
  *                               for writing at the end (the CVE-2019-5736 pattern). Writes nothing:
@@ -108,6 +108,10 @@ static void attack_link(const char *link, const char *kind)
     }
 }
 
+/* scan MARKER: an absolute host path (and, for cwd, its basename relative to the runtime's cwd) that
+ * no process of the container should ever reach. */
+static const char *marker, *marker_name;
+
 static void scan_once(void)
 {
     DIR *proc = opendir("/proc");
@@ -123,6 +127,19 @@ static void scan_once(void)
         char path[300];
         snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
         attack_link(path, "exe");
+        if (marker)
+            for (int k = 0; k < 2; k++) {  /* a host directory as the root or cwd of a process we can see */
+                const char *what = k ? "cwd" : "root";
+                char probe[700], line[800];
+                snprintf(probe, sizeof(probe), "/proc/%ld/%s%s", pid, what, k ? marker_name : marker);
+                if (access(probe, F_OK) == 0) {
+                    snprintf(line, sizeof(line), "HOST-VISIBLE %s %s", what, probe);
+                    report(line);
+                } else if (errno == EACCES || errno == EPERM) {
+                    snprintf(line, sizeof(line), "DENIED %s %s", what, strerror(errno));
+                    report(line);
+                }
+            }
         snprintf(path, sizeof(path), "/proc/%ld/map_files", pid);
         DIR *mf = opendir(path);
         if (!mf) {
@@ -168,10 +185,10 @@ static int cmd_scan(double seconds)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     printf("SCANNING\n");
     fflush(stdout);
-    do {
+    do {  /* until SECONDS have passed or the test says stop (a file /stop-scan) */
         scan_once();
         clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+    } while ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds && access("/stop-scan", F_OK) != 0);
     reopen_held();
     printf("DONE\n");
     return 0;
@@ -217,8 +234,13 @@ static int cmd_writeself(void)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "scan") == 0)
+    if (argc >= 2 && strcmp(argv[1], "scan") == 0) {
+        if (argc >= 4) {
+            marker = argv[3];
+            marker_name = strrchr(marker, '/');
+        }
         return cmd_scan(argc >= 3 ? atof(argv[2]) : 3.0);
+    }
     if (argc >= 2 && strcmp(argv[1], "fds") == 0)
         return cmd_fds();
     if (argc >= 2 && strcmp(argv[1], "dumpable") == 0) {

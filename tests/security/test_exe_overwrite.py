@@ -62,6 +62,17 @@ def test_shebang_proc_self_exe_entrypoint(rt, evil_bundle, evil_rootfs, attacker
     assert "initstub: usage" in proc.stderr
 
 
+@pytest.fixture
+def host_marker(tmp_path: Path) -> Path:
+    """A host file no container may reach, in the directory the runtime is started from: seen
+    through /proc/<pid>/root or /proc/<pid>/cwd of some process, it is a way out."""
+    d = tmp_path / "runtime-cwd"
+    d.mkdir()
+    marker = d / f"prt-host-marker-{os.getpid()}"
+    marker.write_text("host")
+    return marker
+
+
 def _joined(a_pid: int, entry: list[str]):  # noqa: ANN202 - config edit
     def edit(config: dict) -> None:
         for ns in config["linux"]["namespaces"]:
@@ -74,7 +85,7 @@ def _joined(a_pid: int, entry: list[str]):  # noqa: ANN202 - config edit
 
 @pytest.mark.parametrize("ptrace", [False, True], ids=["default-caps", "cap-sys-ptrace"])
 def test_container_sharing_pid_ns_cannot_reach_host_binaries(rt, evil_bundle, evil_rootfs, attacker_bin, cid,
-                                                              ptrace):
+                                                              ptrace, host_marker):
     """Container A scans every process it can see, as fast as it can, for a writable or O_PATH handle
     on an exe or mapped file while the runtime sets container B up in A's pid namespace (B's init
     is the runtime's Python until it execs the stub) and B runs a `#!/proc/self/exe` entrypoint.
@@ -87,20 +98,21 @@ def test_container_sharing_pid_ns_cannot_reach_host_binaries(rt, evil_bundle, ev
             for k in ("bounding", "effective", "permitted"):
                 config["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
 
-    a = evil_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=caps, name="a")
+    a = evil_bundle(["sh", "-c", f"/attacker scan 30 {host_marker} > /scan.out 2>&1; sleep 100"], edit=caps, name="a")
     rt("run", "--detach", "--bundle", str(a), f"{cid}-a")
     try:
         a_pid = rt.state(f"{cid}-a")["pid"]
         wait_file(evil_rootfs / "scan.out", "SCANNING")
         deadline = time.monotonic() + 2.5
         n = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or n < 3:
             b = evil_bundle(["/evil"], edit=_joined(a_pid, ["/evil"]), name=f"b{n}")
-            rt("create", "--bundle", str(b), f"{cid}-b{n}")
+            rt("create", "--bundle", str(b), f"{cid}-b{n}", cwd=host_marker.parent)
             rt("start", f"{cid}-b{n}")
             time.sleep(0.05)
             rt("delete", "--force", f"{cid}-b{n}")
             n += 1
+        (evil_rootfs / "stop-scan").touch()
         out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
     finally:
         rt("delete", "--force", f"{cid}-a")
@@ -113,7 +125,8 @@ def test_container_sharing_pid_ns_cannot_reach_host_binaries(rt, evil_bundle, ev
 
 @pytest.mark.skipif(not has_command("exec"), reason="`pyruntime exec` is not implemented yet (issue: exec)")
 @pytest.mark.parametrize("ptrace", [False, True], ids=["default-caps", "cap-sys-ptrace"])
-def test_exec_into_container_cannot_expose_host_binaries(rt, evil_bundle, evil_rootfs, attacker_bin, cid, ptrace):
+def test_exec_into_container_cannot_expose_host_binaries(rt, evil_bundle, evil_rootfs, attacker_bin, cid, ptrace,
+                                                         host_marker):
     """The process `exec` puts into a running container must not be a host binary the container
     can reopen for writing: the container scans while `exec` runs a `#!/proc/self/exe` program."""
     plant(evil_rootfs, attacker_bin)
@@ -123,14 +136,17 @@ def test_exec_into_container_cannot_expose_host_binaries(rt, evil_bundle, evil_r
             for k in ("bounding", "effective", "permitted"):
                 config["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
 
-    bundle = evil_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=caps)
+    bundle = evil_bundle(["sh", "-c", f"/attacker scan 30 {host_marker} > /scan.out 2>&1; sleep 100"], edit=caps)
     rt("run", "--detach", "--bundle", str(bundle), cid)
     try:
         wait_file(evil_rootfs / "scan.out", "SCANNING")
         deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
-            rt("exec", cid, "/evil", check=False)
-            rt("exec", cid, "true", check=False)
+        n = 0
+        while time.monotonic() < deadline or n < 3:
+            n += 1
+            rt("exec", cid, "/evil", check=False, cwd=host_marker.parent)
+            rt("exec", cid, "true", check=False, cwd=host_marker.parent)
+        (evil_rootfs / "stop-scan").touch()
         out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
     finally:
         rt("delete", "--force", cid)
@@ -185,7 +201,7 @@ def test_user_namespaced_container_cannot_reach_joining_init(rt, make_bundle, us
             config["process"]["capabilities"][k] = all_caps
         config["mounts"] = [m for m in config["mounts"] if m["type"] not in ("sysfs", "mqueue")]
 
-    a = make_bundle(["sh", "-c", "/attacker scan 3.5 > /scan.out 2>&1; sleep 100"], edit=userns, name="a")
+    a = make_bundle(["sh", "-c", "/attacker scan 30 > /scan.out 2>&1; sleep 100"], edit=userns, name="a")
     rt("run", "--detach", "--bundle", str(a), f"{cid}-a")
     try:
         a_pid = rt.state(f"{cid}-a")["pid"]
@@ -201,11 +217,12 @@ def test_user_namespaced_container_cannot_reach_joining_init(rt, make_bundle, us
 
         deadline = time.monotonic() + 2.5
         n = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or n < 3:
             b = make_bundle(["/evil"], edit=join, name=f"b{n}")
             rt("create", "--bundle", str(b), f"{cid}-b{n}")
             rt("delete", "--force", f"{cid}-b{n}")
             n += 1
+        (evil_rootfs / "stop-scan").touch()
         out = wait_file(evil_rootfs / "scan.out", "DONE", timeout=30)
     finally:
         rt("delete", "--force", f"{cid}-a")
@@ -215,3 +232,52 @@ def test_user_namespaced_container_cannot_reach_joining_init(rt, make_bundle, us
     assert not seen, "A reached the runtime's Python in B's init:\n" + "\n".join(seen)
     bad = attack_findings(out, own_inodes(evil_rootfs))
     assert not bad, "\n".join(bad)
+
+
+def test_late_joined_pid_namespace_is_the_containers(rt, make_bundle, cid, tmp_path):
+    """The init joins a configured pid namespace only after pivot_root: the container still lives in
+    that namespace, its /proc is that namespace's (not the host's), startContainer hooks get its
+    host pid, and a terminal is still its controlling terminal."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+    from _termutil import ConsoleReceiver
+
+    rt("run", "--detach", "--bundle", str(make_bundle(["sleep", "30"], name="a")), f"{cid}-a")
+    try:
+        a_pid = rt.state(f"{cid}-a")["pid"]
+        hook_out = tmp_path / "out" / "hook.json"  # startContainer hooks run inside the container
+        hook_out.parent.mkdir()
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/hostout/hook.json"]}
+
+        def edit(config: dict) -> None:
+            _joined(a_pid, config["process"]["args"])(config)
+            config["hooks"] = {"startContainer": [hook]}
+            config["mounts"].append({"destination": "/tmp/hostout", "type": "bind", "source": str(hook_out.parent),
+                                     "options": ["rbind"]})
+            config["process"]["terminal"] = True
+
+        script = "tty; cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'; sleep 1"
+        recv = ConsoleReceiver(str(tmp_path / "console.sock"))
+        try:
+            bundle = make_bundle(["sh", "-c", script], edit=edit, name="b")
+            rt("create", "--bundle", str(bundle), "--console-socket", recv.path, f"{cid}-b")
+            b_pid = rt.state(f"{cid}-b")["pid"]
+            assert os.stat(f"/proc/{b_pid}/ns/pid").st_ino == os.stat(f"/proc/{a_pid}/ns/pid").st_ino
+            recv.wait()
+            rt("start", f"{cid}-b")
+            out = recv.read_until(b"\n", timeout=10)
+            out += recv.read_until(b"\n", timeout=5)
+            out += recv.read_until(b"\n", timeout=5)
+            out = out.decode(errors="replace").replace("\r", "").split("\n")
+        finally:
+            rt("delete", "--force", f"{cid}-b")
+            recv.close()
+    finally:
+        rt("delete", "--force", f"{cid}-a")
+    assert out[0].startswith("/dev/pts/"), out
+    assert out[1].replace("\x00", " ").strip() == "sleep 30", out  # pid 1 is A's init
+    assert int(out[2]) < 10, out  # A's and B's processes only, not the host's
+    import json
+
+    assert json.loads(hook_out.read_text())["pid"] == b_pid
