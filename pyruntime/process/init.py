@@ -296,9 +296,29 @@ def _environment(process: dict[str, Any], plan: InitPlan) -> dict[str, str]:
         key, _, value = item.partition("=")
         env[key] = value
     env.update(plan.extra_env)
-    if "HOME" not in env:
-        env["HOME"] = "/"
+    if "HOME" not in env:  # runc: the user's home in the container's /etc/passwd, else /
+        env["HOME"] = _passwd_home((process.get("user") or {}).get("uid", 0))
     return env
+
+
+def _passwd_home(uid: int) -> str:
+    """Read after pivot_root, so the file is the container's: hostile, so only a regular file, a
+    bounded read, and an absolute home are accepted."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        return "/"
+    try:
+        data = os.read(fd, 1 << 20) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    for line in data.split(b"\n"):
+        fields = line.split(b":")
+        if len(fields) >= 6 and fields[2] == str(uid).encode() and fields[5].startswith(b"/"):
+            return fields[5].decode(errors="replace")
+    return "/"
 
 
 def _make_cwd(root_fd: int, cwd: str) -> None:

@@ -91,8 +91,29 @@ def test_env_home_defaults_and_path_lookup(sh):
         c["process"]["args"] = ["sh", "-c", "echo $HOME; echo $PATH"]
 
     out = sh("", edit=edit).stdout.splitlines()
-    assert out[0] in ("/", "/root")
+    assert out[0] == "/root"  # runc: from the container's /etc/passwd
     assert out[1] == "/usr/sbin:/bin"
+
+
+@pytest.mark.parametrize("uid, home", [(1000, "/home"), (65534, "/"), (4242, "/")])
+def test_home_from_the_containers_passwd(sh, uid, home):
+    def edit(c):
+        c["process"]["env"] = ["PATH=/bin"]
+        c["process"]["user"] = {"uid": uid, "gid": uid}
+
+    assert sh("echo $HOME", edit=edit).stdout == f"{home}\n"
+
+
+def test_home_with_a_hostile_passwd(sh, private_rootfs):
+    """/etc/passwd as a FIFO must not hang the container's set-up."""
+    (private_rootfs / "etc" / "passwd").unlink()
+    os.mkfifo(private_rootfs / "etc" / "passwd")
+
+    def edit(c):
+        c["root"] = {"path": str(private_rootfs), "readonly": True}
+        c["process"]["env"] = ["PATH=/bin"]
+
+    assert sh("echo $HOME", edit=edit).stdout == "/\n"
 
 
 def test_args_are_passed_verbatim(rt, make_bundle, cid):
