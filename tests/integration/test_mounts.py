@@ -375,3 +375,31 @@ def test_rootfs_propagation_unbindable(sh):
 
     root = mountinfo(sh(MOUNTINFO, edit=edit).stdout)["/"]
     assert "unbindable" in root.optional
+
+
+def test_podman_style_binds(rt, make_bundle, cid, private_rootfs, tmp_path):
+    """What podman passes: files bound over /etc with bind,rprivate; /dev/shm bound from a host dir."""
+    files = {"resolv.conf": "nameserver 10.0.0.1\n", "hosts": "127.0.0.1 localhost podbox\n", "hostname": "podbox\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "shm").mkdir()
+
+    def edit(c):
+        c["root"] = {"path": str(private_rootfs), "readonly": False}
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/dev/shm"]
+        c["mounts"] += [{"destination": f"/etc/{name}", "type": "bind", "source": str(tmp_path / name),
+                         "options": ["bind", "rprivate"] + (["ro"] if name == "hostname" else [])}
+                        for name in files]
+        c["mounts"].append({"destination": "/dev/shm", "type": "bind", "source": str(tmp_path / "shm"),
+                            "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]})
+
+    bundle = make_bundle(["sh", "-c", f"cat /etc/resolv.conf /etc/hosts /etc/hostname; echo x > /dev/shm/seg; "
+                                      f"echo y >> /etc/hostname 2>/dev/null || echo hostname-ro; {MOUNTINFO}"],
+                         edit=edit)
+    out = rt("run", "--bundle", str(bundle), cid).stdout
+    assert out.startswith("".join(files.values()) + "hostname-ro\n")
+    mounts = mountinfo(out)
+    assert {"nosuid", "noexec", "nodev"} <= mounts["/dev/shm"].options
+    assert "ro" in mounts["/etc/hostname"].options and "rw" in mounts["/etc/hosts"].options
+    assert not any(o.startswith(("shared:", "master:")) for o in mounts["/etc/hosts"].optional)
+    assert (tmp_path / "shm" / "seg").read_text() == "x\n"
