@@ -425,3 +425,20 @@ def test_detached_container_that_exits_reads_stopped(rt, make_bundle, cid):
     items = json.loads(rt("list", "--format", "json").stdout)
     assert [(i["id"], i["status"]) for i in items] == [(cid, "stopped")]
     rt("delete", cid)
+
+
+def test_delete_kills_what_the_init_left_behind(rt, make_bundle, cid, cgroup_parent):
+    """Without a pid namespace, children outlive the init: delete of the stopped container kills them
+    and removes the cgroup."""
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+
+    bundle = make_bundle(["sh", "-c", "sleep 100 & exit 0"], edit=edit, name="orphans")
+    rt("run", "--detach", "--bundle", str(bundle), cid)
+    wait_until(lambda: rt.state(cid)["status"] == "stopped", what="stopped")
+    left = wait_until(lambda: _cgroup_procs(cgroup_parent, "orphans"), what="the orphan in the cgroup")
+    rt("delete", cid)
+    assert cgroup_dirs(f"{cgroup_parent}/orphans") == []
+    for pid in left:
+        wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or _proc_status(pid)["State"].startswith("Z"),
+                   what=f"orphan {pid} to die")
