@@ -76,18 +76,37 @@ def test_listen_fds_passes_exactly_those(rt, evil_bundle, evil_rootfs, attacker_
     assert "LISTEN_FDS=1" in proc.stdout
 
 
-def test_create_start_pass_only_stdio(rt, evil_bundle, evil_rootfs, attacker_bin, caller_fds, cid):
+@pytest.mark.parametrize("extra", ["plain", "start-hooks", "joined-pid-ns"])
+def test_create_start_pass_only_stdio(rt, evil_bundle, evil_rootfs, attacker_bin, caller_fds, cid, extra, make_bundle):
     """fds open in the caller of create and of start, and whatever the runtime itself holds while
-    it sets the container up, must not be in the container's process."""
+    it sets the container up (the startContainer hooks' memfd, a joined pid namespace's fd), must not
+    be in the container's process."""
     plant(evil_rootfs, attacker_bin)
     preexec, _ = caller_fds
-    rt("create", "--bundle", str(evil_bundle(["sh", "-c", "/attacker fds > /fds.out; echo done >> /fds.out"])),
-       cid, preexec_fn=preexec, close_fds=False)
+    other = None
+
+    def edit(config: dict) -> None:
+        if extra == "start-hooks":
+            config["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+        if extra == "joined-pid-ns":
+            for ns in config["linux"]["namespaces"]:
+                if ns["type"] == "pid":
+                    ns["path"] = f"/proc/{other}/ns/pid"
+
+    if extra == "joined-pid-ns":
+        rt("run", "--detach", "--bundle", str(make_bundle(["sleep", "30"], name="other")), f"{cid}-o")
+        other = rt.state(f"{cid}-o")["pid"]
     try:
-        rt("start", cid, preexec_fn=preexec, close_fds=False)
-        out = wait_file(evil_rootfs / "fds.out", "done")
+        rt("create", "--bundle", str(evil_bundle(["sh", "-c", "/attacker fds > /fds.out; echo done >> /fds.out"],
+                                                 edit=edit)), cid, preexec_fn=preexec, close_fds=False)
+        try:
+            rt("start", cid, preexec_fn=preexec, close_fds=False)
+            out = wait_file(evil_rootfs / "fds.out", "done")
+        finally:
+            rt("delete", "--force", cid)
     finally:
-        rt("delete", "--force", cid)
+        if other:
+            rt("delete", "--force", f"{cid}-o")
     fds = parse_fds(out)
     assert set(fds) == BASE_FDS, out
     assert fds["1"] == "/fds.out"
