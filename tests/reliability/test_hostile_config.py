@@ -372,3 +372,26 @@ def test_config_that_is_not_a_regular_file(rt, tmp_path, cid):
         err = one_clear_line(proc)
         assert words in err and str(config) in err, (name, err)
     assert rt.ids() == []
+
+
+_CLI_WORDS = ["", "x", "-", "--", "-1", "0", "99999999999999999999", "KILL", "a/b", "..", "/nonexistent",
+              "/etc/passwd", "/dev/null", "é", "x" * 300, "json", "-a", "--all", "-f", "--force", "--format",
+              "--bundle", "--pid-file", "--console-socket", "--preserve-fds", "--detach", "--tty", "--process",
+              "--interval", "--stats", "--memory", "--pids-limit", "-r", "--image-path", "--cgroup", "--user",
+              "--env", "--cwd", "1", "SIGKILL", "nope-container"]
+_COMMANDS = ["create", "start", "run", "state", "kill", "delete", "list", "features", "exec", "pause", "resume",
+             "ps", "events", "update", "checkpoint", "restore"]
+
+
+def test_random_command_lines_never_crash(rt, tmp_path):
+    """Random words after every command: exit 0 or 1, never a traceback, at most one error line."""
+    import random
+
+    rng = random.Random(int(os.environ.get("PYRUNTIME_FUZZ_SEED", "8")))
+    for _ in range(int(os.environ.get("PYRUNTIME_FUZZ_ARGV", "50"))):
+        argv = [rng.choice(_COMMANDS)] + [rng.choice(_CLI_WORDS) for _ in range(rng.randint(0, 4))]
+        proc = rt(*argv, check=False, timeout=20, cwd=str(tmp_path))
+        assert proc.returncode in (0, 1), (argv, proc.returncode, proc.stderr)
+        if proc.returncode == 1:
+            one_clear_line(proc)
+    assert rt.ids() == []
