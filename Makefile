@@ -18,18 +18,18 @@ demo: setup bundles
 
 ## the other: the whole test suite (unit, integration, security, podman, VM tiers)
 test: setup bundles
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -P -m pytest -q -p no:cacheprovider tests
 
 test-unit: setup
-	$(PY) -m pytest -q tests/unit
+	$(PY) -P -m pytest -q tests/unit
 test-integration: setup bundles
-	$(PY) -m pytest -q tests/integration
+	$(PY) -P -m pytest -q tests/integration
 ## cgroup v2 tier: tests/integration/test_cgroups.py inside one qemu guest (tests/vm/run-in-vm.sh)
 test-vm: setup bundles
-	$(PY) -m pytest -q -p no:cacheprovider tests/vm
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/vm
 ## podman + conmon end to end, with runc as the control (a private podman environment, see below)
 test-podman: setup bundles
-	$(PY) -m pytest -q -p no:cacheprovider tests/podman
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman
 
 ## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
 ##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi
