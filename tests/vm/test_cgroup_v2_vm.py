@@ -60,7 +60,7 @@ def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     shared = tmp_path_factory.mktemp("vm")
     junit = shared / "results.xml"
     # the guest: same checkout, same venv interpreter (never a pyenv shim), state and temp in tmpfs
-    guest_cmd = (f"cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -m pytest -q -p no:cacheprovider "
+    guest_cmd = (f"cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -P -m pytest -q -p no:cacheprovider "
                  f"-p no:hypothesispytest --basetemp=/tmp/pt --durations=0 --junitxml={junit} {GUEST_TESTS} 2>&1 | tail -60")
     env = dict(os.environ, VM_RW=str(shared), VM_TIMEOUT="720", VM_CONSOLE=str(shared / "console.log"))
     proc = subprocess.run([str(RUNNER), guest_cmd], cwd=shared, env=env, capture_output=True, text=True,
