@@ -270,11 +270,13 @@ def _write_sysctls(root_fd: int, sysctls: dict[str, str]) -> None:
     for key, value in sysctls.items():
         rel = "proc/sys/" + sysctl.proc_path(key)
         try:
-            fd = native.openat2(root_fd, rel, os.O_WRONLY | os.O_TRUNC,
+            fd = native.openat2(root_fd, rel, os.O_WRONLY,  # no O_TRUNC: checked to be procfs first
                                 lib.RESOLVE_IN_ROOT | lib.RESOLVE_NO_SYMLINKS | lib.RESOLVE_NO_MAGICLINKS)
         except OSError as e:
             raise RuntimeFailure(f"sysctl {key}: {e.strerror.lower()}") from None
         try:
+            if lib.pr_fs_type(fd) != lib.PROC_SUPER_MAGIC:  # a mount over /proc/sys would swallow it
+                raise RuntimeFailure(f"sysctl {key}: /{rel} is not on procfs (something is mounted over it)")
             os.write(fd, value.encode())
         except OSError as e:
             raise RuntimeFailure(f"sysctl {key}={value}: {e.strerror.lower()}") from None

@@ -262,13 +262,17 @@ def test_proc_as_a_symlink_to_a_host_dir(rt, evil_bundle, evil_rootfs, shared_ho
     assert Path("/proc/sys/kernel/core_pattern").read_text() == host_core_pattern
 
 
-def test_proc_mount_replaced_by_a_tmpfs(rt, evil_bundle, evil_rootfs, tmp_path, cid):
+@pytest.mark.parametrize("plant", ["symlink", "regular-file"])
+def test_proc_mount_replaced_by_a_tmpfs(rt, evil_bundle, evil_rootfs, tmp_path, cid, plant):
     """config.json mounts a tmpfs over /proc/sys after procfs (the 2025 procfs-redirection class,
     where writes meant for the kernel land on files the container controls): the runtime's sysctl
     write and masked/read-only paths refuse or stay in the container; nothing on the host changes."""
     fake = tmp_path / "fake-sys"
     (fake / "kernel").mkdir(parents=True)
-    (fake / "kernel" / "shm_rmid_forced").symlink_to("/proc/sys/kernel/core_pattern")
+    if plant == "symlink":
+        (fake / "kernel" / "shm_rmid_forced").symlink_to("/proc/sys/kernel/core_pattern")
+    else:  # the write would land in a file the container controls, the sysctl silently not set
+        (fake / "kernel" / "shm_rmid_forced").write_text("0\n")
 
     def edit(config: dict) -> None:
         config["mounts"].append({"destination": "/proc/sys", "type": "bind", "source": str(fake), "options": ["rbind"]})
@@ -278,7 +282,11 @@ def test_proc_mount_replaced_by_a_tmpfs(rt, evil_bundle, evil_rootfs, tmp_path, 
     proc = rt("run", "--bundle", str(evil_bundle(["true"], edit=edit)), cid, check=False)
     assert proc.returncode == 1 and "sysctl" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert Path("/proc/sys/kernel/core_pattern").read_text() == before
-    assert (fake / "kernel" / "shm_rmid_forced").is_symlink()
+    if plant == "symlink":
+        assert (fake / "kernel" / "shm_rmid_forced").is_symlink()
+    else:
+        assert (fake / "kernel" / "shm_rmid_forced").read_text() == "0\n"
+        assert "not on procfs" in proc.stderr
     assert rt.ids() == []
 
 
