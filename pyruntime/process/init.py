@@ -66,6 +66,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     hooks_cfg = config.get("hooks") or {}
     new_mountns = "mount" in plan.namespaces and not plan.namespaces["mount"]
     userns = "user" in plan.namespaces
+    # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
+    setgroups_ok = not userns or _setgroups_allowed()
     prctl.set_dumpable(False)  # host Python runs in the container's namespaces: no ptrace, no /proc peeking
     prctl.set_pdeathsig(0)
     os.umask(0)
@@ -166,7 +168,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
         seccomp.load(plan.seccomp, chan)
     _chdir(process["cwd"])
-    identity.switch_user(user, plan.cap_sets, setgroups_allowed=not userns or _setgroups_allowed())
+    identity.switch_user(user, plan.cap_sets, setgroups_allowed=setgroups_ok)
     _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
     check_cwd_inside(process["cwd"])  # CVE-2024-21626
     path = find_executable(process["args"][0], env)
