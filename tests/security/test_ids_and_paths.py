@@ -195,3 +195,27 @@ def test_exec_user_is_parsed_exactly(rt, make_bundle, cid):
         assert proc.stdout.strip() == "1000"
     finally:
         rt("delete", "--force", cid)
+
+
+def test_state_dir_planted_as_a_symlink(rt, tmp_path, cid):
+    """Someone who can write in --root plants <root>/<id> as a symlink to a directory of theirs with
+    a state.json naming a pid and cgroups: no command follows it; delete removes nothing there."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "state.json").write_text('{"id": "x", "bundle": "/", "pid": 1, "start_time": 0, "created": "", '
+                                       '"cgroup_paths": {"/sys/fs/cgroup/pids": "/sys/fs/cgroup/pids"}}')
+    (victim / "precious").write_text("precious")
+    Path(rt.root).mkdir(parents=True, exist_ok=True)
+    link = Path(rt.root) / cid
+    link.symlink_to(victim)
+    try:
+        for args in (["state", cid], ["kill", cid, "KILL"], ["delete", cid], ["delete", "--force", cid],
+                     ["start", cid], ["exec", cid, "true"]):
+            proc = rt(*args, check=False)
+            assert "Traceback" not in proc.stderr, proc.stderr
+            assert proc.returncode != 0 or args[:2] == ["delete", "--force"], (args, proc.stdout)
+        rt("list")
+        assert sorted(os.listdir(victim)) == ["precious", "state.json"]
+        assert os.path.exists("/proc/1")
+    finally:
+        link.unlink()
