@@ -74,6 +74,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
                               "(try `pyruntime spec --rootless`)")
         cgroup_paths = cgroups.delegated(cgroup_paths)  # rootless: only cgroups the user may write
+    in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
+    if in_use:  # sharing it would make this container's delete (or failed create) kill the other's
+        raise ConfigError(file, "linux.cgroupsPath", f"cgroup {next(iter(cgroup_paths.values()))} is in use "
+                          f"({len(in_use)} processes): another container's?")
     extra_env: dict[str, str] = {}
     preserve = opts.preserve_fds
     if os.environ.get("LISTEN_FDS", "").isdigit():  # socket activation is passed through as runc does

@@ -165,3 +165,24 @@ def test_state_and_list_during_a_slow_create_read_creating(rt, make_bundle, cid,
             creator.wait()
     rt("delete", "--force", cid)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_create_refuses_a_cgroup_another_container_uses(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """Two containers in one cgroup: deleting (or failing to create) one would kill the other."""
+    tag = new_tag()
+
+    def same_cgroup(c):
+        c["linux"]["cgroupsPath"] = f"{cgroup_parent}/shared"
+        tag_config(c, tag)
+
+    first = make_bundle(["sleep", "1000"], edit=same_cgroup)
+    second = make_bundle(["sleep", "1000"], edit=same_cgroup)
+    rt("run", "--detach", "--bundle", str(first), cid, env=tagged_env(tag))
+    proc = rt("run", "--detach", "--bundle", str(second), f"{cid}-2", env=tagged_env(tag), check=False)
+    assert proc.returncode == 1
+    _one_line(proc)
+    assert "linux.cgroupsPath" in proc.stderr and "in use" in proc.stderr, proc.stderr
+    assert rt.ids() == [cid]
+    assert rt.state(cid)["status"] == "running"  # untouched by the refused create
+    rt("delete", "--force", cid)
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
