@@ -631,7 +631,12 @@ def main() -> int:
         print(f"bench: {', '.join(names)}; {args.rounds} rounds; work dir {work}", file=sys.stderr)
         for name, fn in phases.items():
             if not only or name in only:
-                fn()
+                try:
+                    fn()
+                except RuntimeError as e:  # e.g. a process killed from outside on a shared machine
+                    bench.notes.append(f"phase {name} stopped early: {str(e)[:300]}")
+                    print(f"bench: phase {name}: {e}", file=sys.stderr)
+                    purge(runtimes)
         if (not only or "podman" in only) and not args.no_podman:
             if shutil.which("podman", path=ENV["PATH"]) and shutil.which("conmon", path=ENV["PATH"] + ":/usr/libexec/podman"):
                 podman = Podman(work)
@@ -676,17 +681,26 @@ def main() -> int:
     return code
 
 
-def cleanup(runtimes: list[Runtime], parent: str, podman: Podman | None, crun_ns: CrunNamespace,
-            work: Path) -> list[str]:
+def purge(runtimes: list[Runtime]) -> list[str]:
+    """delete --force every container of every runtime's roots (twice if a delete fails)."""
     problems: list[str] = []
-    if podman:
-        podman.cleanup()
     for rt in runtimes:
         for root in (rt.root, rt.root2, f"{rt.root}-podman"):
             for cid in rt.ids(root):
-                p = call(rt.argv("delete", "--force", cid, root=root), check=False)
-                if p.rc != 0:
-                    problems.append(f"{rt.name} delete {cid}: {p.stderr().strip()[:200]}")
+                for attempt in (1, 2):
+                    p = call(rt.argv("delete", "--force", cid, root=root), check=False)
+                    if p.rc == 0:
+                        break
+                    if attempt == 2:
+                        problems.append(f"{rt.name} delete {cid}: exit {p.rc} {p.stderr().strip()[:200]}")
+    return problems
+
+
+def cleanup(runtimes: list[Runtime], parent: str, podman: Podman | None, crun_ns: CrunNamespace,
+            work: Path) -> list[str]:
+    if podman:
+        podman.cleanup()
+    problems = purge(runtimes)
     problems += remove_cgroups(parent)
     crun_ns.__exit__()
     shutil.rmtree(work, ignore_errors=True)
