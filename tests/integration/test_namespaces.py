@@ -136,12 +136,13 @@ def test_join_namespaces_of_a_running_container(rt, make_bundle, sh, cid):
                 {"type": "ipc", "path": f"/proc/{pid}/ns/ipc"}, {"type": "pid", "path": f"/proc/{pid}/ns/pid"}]
             c.pop("hostname")
 
-        out = sh(READ_NS + "; hostname; echo $$", edit=join).stdout.split()
+        proc = sh(READ_NS + "; hostname; echo $$", edit=join)
+        out = proc.stdout.split()
         inside = _ns_of(" ".join(out[:-2]))
         for k in ("net", "uts", "ipc", "pid"):
-            assert inside[k] == mine[k], k
-        assert out[-2] == "first-box"
-        assert out[-1] != "1"  # a joined pid namespace already has its PID 1 (the first container)
+            assert inside[k] == mine[k], (k, proc.stdout, proc.stderr)
+        assert out[-2] == "first-box", proc.stdout
+        assert out[-1] != "1", proc.stdout  # a joined pid namespace already has its PID 1 (the first container)
     finally:
         rt("delete", "--force", f"{cid}-first")
 
