@@ -91,7 +91,7 @@ def check_config(config: Any, file: str) -> None:
     for i, dev in enumerate(linux.get("devices") or []):
         if dev["type"] not in ("c", "b", "u", "p"):
             raise ConfigError(file, f"linux.devices[{i}].type", f"unknown device type {dev['type']!r}")
-        if not dev["path"].startswith("/dev/"):
+        if not dev["path"].startswith("/dev/") or ".." in dev["path"].split("/"):  # /dev/../etc/passwd
             raise ConfigError(file, f"linux.devices[{i}].path", "must be under /dev/")
         if dev["type"] != "p" and ("major" not in dev or "minor" not in dev):
             raise ConfigError(file, f"linux.devices[{i}]", "major and minor are required for this type")

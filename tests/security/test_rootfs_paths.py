@@ -327,3 +327,17 @@ def test_masked_path_through_a_magic_link_is_refused(rt, evil_bundle, evil_rootf
     assert proc.returncode == 1 and "mask-proc" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert rt.ids() == []
     assert_host_target_untouched(shared_host_dir)
+
+
+@pytest.mark.parametrize("path", ["/dev/../etc/passwd", "/dev/../../../../tmp/x", "/dev/./../bin/sh"])
+def test_device_paths_climbing_out_of_dev_are_refused(rt, evil_bundle, evil_rootfs, cid, path):
+    """linux.devices[].path must stay under /dev: "/dev/../etc/passwd" would replace the image's
+    file (the node replaces whatever is at its path)."""
+    before = (evil_rootfs / "etc" / "passwd").read_bytes()
+    dev = {"path": path, "type": "c", "major": 1, "minor": 3}
+    bundle = evil_bundle(["true"], edit=lambda c: c["linux"].setdefault("devices", []).append(dev))
+    proc = rt("run", "--bundle", str(bundle), cid, check=False)
+    assert proc.returncode == 1 and "linux.devices[0].path" in proc.stderr, proc.stderr
+    assert (evil_rootfs / "etc" / "passwd").read_bytes() == before
+    assert stat.S_ISREG((evil_rootfs / "bin" / "sh").lstat().st_mode) or (evil_rootfs / "bin" / "sh").is_symlink()
+    assert rt.ids() == []
