@@ -166,14 +166,25 @@ def join(paths: dict[str, str], pid: int = 0) -> None:
 
 
 def pids(paths: dict[str, str]) -> list[int]:
-    """Every process in the container's cgroup (read from one hierarchy that tracks all of them)."""
+    """Every process in the container's cgroup and the sub-cgroups it made (read from one hierarchy
+    that tracks all of them)."""
     for path in _tracking_order(paths):
-        try:
-            with open(f"{path}/cgroup.procs", "rb") as f:
-                return [int(x) for x in f.read().split()]
-        except FileNotFoundError:
+        if not os.path.isdir(path):
             continue
+        found: list[int] = []
+        for d in _subtree(path):
+            try:
+                with open(f"{d}/cgroup.procs", "rb") as f:
+                    found += [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+        return found
     return []
+
+
+def _subtree(path: str) -> list[str]:
+    """path and every cgroup below it, deepest first (a container may make its own, e.g. systemd)."""
+    return [d for d, _dirs, _files in os.walk(path, topdown=False)] or [path]
 
 
 def _tracking_order(paths: dict[str, str]) -> list[str]:
@@ -213,7 +224,7 @@ def _cgroup_kill(paths: dict[str, str]) -> bool:
 def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
     """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave."""
     deadline = time.monotonic() + timeout
-    for path in paths.values():
+    for path in [d for top in paths.values() for d in _subtree(top)]:
         while True:
             try:
                 os.rmdir(path)

@@ -216,3 +216,30 @@ def test_delete_force_of_a_paused_container(rt, make_bundle, cid, cgroup_parent,
     print(f"delete --force of a paused container: {took * 1000:.0f} ms")
     assert took < 1.5, f"delete --force took {took:.2f}s"
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_delete_force_removes_sub_cgroups_the_container_made(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """systemd or a nested runtime inside a container makes sub-cgroups and moves processes there:
+    delete kills and removes the whole subtree."""
+    from pathlib import Path
+
+    from conftest import cgroup_dirs
+
+    tag = new_tag()
+    bundle = make_bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"], edit=lambda c: tag_config(c, tag),
+                         name="nest")
+    rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    wait_until(lambda: len(_cgroup_pids(cgroup_parent)) >= 3, what="3 processes")
+    moved = _cgroup_pids(cgroup_parent)[1:]
+    for top in cgroup_dirs(f"{cgroup_parent}/nest"):
+        (top / "sub" / "inner").mkdir(parents=True)
+    for h in ("pids", "memory", "unified"):  # v1 and v2: processes live in the sub-cgroups now
+        sub = Path(f"/sys/fs/cgroup/{h}{cgroup_parent}/nest/sub/inner")
+        for pid in moved:
+            (sub / "cgroup.procs").write_text(pid)
+    t0 = time.monotonic()
+    rt("delete", "--force", cid)
+    took = time.monotonic() - t0
+    print(f"delete --force with sub-cgroups: {took * 1000:.0f} ms")
+    assert took < 1.5, f"delete --force took {took:.2f}s"
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
