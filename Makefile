@@ -1,9 +1,11 @@
 # pyruntime: set-up, demo, tests, benchmarks. Everything the project needs is installed from here.
 SHELL := /bin/bash
-PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11) python3)
+# Debian's python3.11 first: built with PGO and LTO, it starts and imports ~15% faster than a plain
+# pyenv build (--enable-shared, no optimizations), and the runtime is started several times per container.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /root/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11) python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev busybox-static runc crun podman conmon \
+APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-venv python3.11-dev busybox-static runc crun podman conmon \
 	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
