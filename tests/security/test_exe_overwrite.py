@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _attack import attack_findings, has_command, own_inodes, wait_file
+from _attack import (  # noqa: F401 - fixtures
+    attack_findings,
+    attacker_bin,
+    evil_bundle,
+    evil_rootfs,
+    has_command,
+    host_untouched,
+    own_inodes,
+    wait_file,
+)
 
 
 def plant(rootfs: Path, attacker_bin: Path) -> None:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _attack import wait_file
+from _attack import attacker_bin, evil_bundle, evil_rootfs, host_untouched, wait_file  # noqa: F401 - fixtures
 
 BASE_FDS = {"0", "1", "2"}
 

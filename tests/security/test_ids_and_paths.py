@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _attack import host_untouched  # noqa: F401 - fixtures
 
 BAD_IDS = ["../x", "../../etc", "/abs", "/tmp/x", "a/b", ".", "..", "x" * 256, "", " lead", "new\nline",
            "tab\tid", "nul\x00", "ä", "a*b", "~root", "$(id)"]

@@ -13,6 +13,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from _attack import evil_bundle, evil_rootfs, host_untouched  # noqa: F401 - fixtures
 
 POISON_PY = """import os
 for d in {dirs!r}:

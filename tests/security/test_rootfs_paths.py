@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _attack import host_mounts_under, wait_file
+from _attack import evil_bundle, evil_rootfs, host_mounts_under, host_untouched, wait_file  # noqa: F401 - fixtures
 
 RENAME_EXCHANGE = 2
 

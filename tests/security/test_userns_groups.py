@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _attack import evil_rootfs, host_untouched  # noqa: F401 - fixtures
 
 
 @pytest.fixture
