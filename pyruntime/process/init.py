@@ -94,8 +94,10 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
                 mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
             elif m.type == "proc" and plan.late_pid_fd >= 0:
                 _mount_proc_in_joined_pidns(root_fd, m, plan)
+            elif m.type == "sysfs" and userns:
+                mounts.mount_sysfs_in_userns(root_fd, m)
             else:
-                mounts.mount_into(root_fd, m, linux.get("mountLabel"))
+                mounts.mount_into(root_fd, m, linux.get("mountLabel"), plan.idmap_trees.get(i, -1))
         _AT[0] = ""
         checkpoint("init:mounted")
         if devices.needs_dev_setup(config):
@@ -254,8 +256,8 @@ def describe(e: BaseException) -> str:
     if isinstance(e, RuntimeFailure):
         return str(e)
     if isinstance(e, OSError):
-        where = f" {e.filename}" if e.filename else ""
-        return f"{e.strerror or e}{where}".lower() if not e.strerror else f"{e.strerror}{where}"
+        why = (e.strerror or str(e)).lower()
+        return f"{e.filename}: {why}" if e.filename else why
     return f"{type(e).__name__}: {e}"
 
 

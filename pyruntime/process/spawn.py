@@ -51,6 +51,7 @@ class InitPlan:
     console_fd: int = -1
     seccomp: Any = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index -> detached idmapped tree fd
     lock_fd: int = -1  # the state dir's flock: closed in the children, so only the runtime holds it
     late_pid_fd: int = -1  # a joined pid namespace, entered by the init only after pivot_root
 
