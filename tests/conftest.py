@@ -249,7 +249,7 @@ def shared_rootfs_untouched() -> Iterator[None]:
     assert not changed, f"tests changed the shared rootfs {ROOTFS}: {changed[:20]}"
 
 
-# Test modules import these helpers with `from conftest import ...`, but other tiers have their own
-# conftest.py, which pytest also loads as the module "conftest" (the last one loaded wins, so e.g.
-# `pytest tests/security tests/integration` broke such imports). A unique name always reaches this one.
+# Test modules import these helpers as `pyruntime_tests_conftest`, never as `conftest`: pytest loads every
+# tier's conftest.py as a module named "conftest" (the last one loaded wins), a unique name always
+# reaches this one.
 sys.modules["pyruntime_tests_conftest"] = sys.modules[__name__]

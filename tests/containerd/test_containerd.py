@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import oci_image  # noqa: E402
-from conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
+from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which("containerd") or not shutil.which("ctr"),
                                 reason="containerd is not installed")

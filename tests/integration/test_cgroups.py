@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from pyruntime_tests_conftest import wait_until
 
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 SLOW = float(os.environ.get("PYRUNTIME_TEST_SLOWDOWN", "1"))  # the VM tier is 15-20x slower

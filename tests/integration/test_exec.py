@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from _termutil import wait_gone
-from conftest import ROOTFS
+from pyruntime_tests_conftest import ROOTFS
 
 NS = ("pid", "mnt", "net", "ipc", "uts", "cgroup", "user", "time")
 

@@ -9,14 +9,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOTFS
+from pyruntime_tests_conftest import ROOTFS
 
 HOST_BASE = 100000
 MAPS = {"uidMappings": [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}],

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from conftest import cgroup_dirs
+from pyruntime_tests_conftest import cgroup_dirs
 
 TAG_VAR = "PRT_LEAK_TAG"
 

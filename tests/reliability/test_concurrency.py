@@ -136,7 +136,7 @@ def test_state_and_list_during_a_slow_create_read_creating(rt, make_bundle, cid,
     import subprocess
     import time
 
-    from conftest import wait_until
+    from pyruntime_tests_conftest import wait_until
 
     tag = new_tag()
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOTFS, base_config, cgroup_dirs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from leaks import assert_clean, new_tag, tagged_env
+from pyruntime_tests_conftest import ROOTFS, base_config, cgroup_dirs
 
 from pyruntime import cgroups, spec
 from pyruntime.errors import RuntimeFailure

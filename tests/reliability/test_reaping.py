@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
-from conftest import RUNTIME, wait_until
 from leaks import assert_clean, new_tag, tag_config, tagged_env, zombies_of
+from pyruntime_tests_conftest import RUNTIME, wait_until
 
 SUBREAPER = r"""
 import ctypes, json, os, subprocess, sys, time
@@ -223,7 +223,7 @@ def test_delete_force_removes_sub_cgroups_the_container_made(rt, make_bundle, ci
     delete kills and removes the whole subtree."""
     from pathlib import Path
 
-    from conftest import cgroup_dirs
+    from pyruntime_tests_conftest import cgroup_dirs
 
     tag = new_tag()
     bundle = make_bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"], edit=lambda c: tag_config(c, tag),

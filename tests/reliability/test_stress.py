@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import RUNTIME
 from leaks import assert_clean, new_tag, tag_config, tagged_env
+from pyruntime_tests_conftest import RUNTIME
 
 N = int(os.environ.get("PYRUNTIME_STRESS_N", "50"))
 REPEATS = int(os.environ.get("PYRUNTIME_STRESS_REPEATS", "2"))
