@@ -421,9 +421,10 @@ class Bench:
                 call(rt.argv("start", cid, root=rt.root2))
             if k % 100 == 99:
                 print(f"    {k + 1}", file=sys.stderr, flush=True)
-        for _ in range(self.args.rounds):
+        for k in range(self.args.rounds):
             for rt in self.interleaved():
-                for label, root in (("create, 0 existing", rt.root), (f"create, {n} existing", rt.root2)):
+                pair = [("create, 0 existing", rt.root), (f"create, {n} existing", rt.root2)]
+                for label, root in pair if k % 2 else reversed(pair):  # neither always goes first
                     cid, b = self.bundles.make(rt, ["/bin/sleep", "1000"])
                     p = call(rt.argv("create", "--bundle", b, cid, root=root))
                     self.res.add(label, rt.name, p.elapsed * 1000)
