@@ -290,3 +290,39 @@ def test_late_joined_pid_namespace_is_the_containers(rt, make_bundle, cid, tmp_p
     import json
 
     assert json.loads(hook_out.read_text())["pid"] == b_pid
+
+
+def test_sealed_exec_keeps_fds_pid_file_and_exit_code(rt, make_bundle, cid, tmp_path):
+    """`exec` into a container with CAP_SYS_PTRACE re-executes the runtime from read-only mounts: the
+    re-executed runtime still passes --preserve-fds, LISTEN_FDS, stdio, writes the pid file, returns
+    the exit code, and stays in a mount namespace of its own (the host's mounts are unchanged)."""
+    def caps(config: dict) -> None:
+        for k in ("bounding", "effective", "permitted"):
+            config["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+
+    data = tmp_path / "data"
+    data.write_text("from the caller")
+
+    def preexec() -> None:
+        fd = os.open(data, os.O_RDONLY)
+        os.dup2(fd, 3)
+        os.close(fd)
+
+    before = Path("/proc/self/mountinfo").read_text()
+    rt("run", "--detach", "--bundle", str(make_bundle(["sleep", "30"], edit=caps)), cid)
+    try:
+        proc = rt("exec", "--preserve-fds", "1", cid, "sh", "-c", "cat <&3; echo; ls /proc/self/fd; exit 5", check=False,
+                  preexec_fn=preexec, close_fds=False, input=None)
+        assert proc.returncode == 5, proc.stderr
+        assert proc.stdout.splitlines()[0] == "from the caller"
+        fds = set(proc.stdout.splitlines()[1:])
+        assert {"0", "1", "2", "3"} <= fds <= {"0", "1", "2", "3", "4"}, proc.stdout  # 4: ls's own directory
+        pid_file = tmp_path / "exec.pid"
+        rt("exec", "--detach", "--pid-file", str(pid_file), cid, "sleep", "5")
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        # the process the container sees is the program itself (mapped read-only runtime code is gone)
+        assert os.readlink(f"/proc/{pid}/exe").endswith("busybox")
+    finally:
+        rt("delete", "--force", cid)
+    assert Path("/proc/self/mountinfo").read_text() == before
