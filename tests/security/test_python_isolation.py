@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -236,3 +237,23 @@ def test_python_variables_in_config_env_reach_only_the_container(rt, make_bundle
     proc = rt("run", "--bundle", str(bundle), cid, check=False)
     assert (proc.returncode, proc.stdout) == (0, f"{evil}\n"), proc.stderr
     assert ran([marks]) == []
+
+
+def test_python_m_pyruntime_re_executes_isolated(tmp_path):
+    """Started as `python -m pyruntime` (not through the isolated launcher), the runtime re-executes
+    itself with -I as soon as it sees a PYTHON* variable: PYTHONINSPECT would otherwise leave an
+    interactive interpreter behind it, with the runtime's privileges, on its stdin."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    startup = tmp_path / "startup.py"
+    startup.write_text(POISON_PY.format(dirs=[str(marks)], name="startup-ran"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONINSPECT": "1", "PYTHONSTARTUP": str(startup),
+           "PYTHONVERBOSE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pyruntime", "--version"], input="print('INSPECTED')\n",
+                          capture_output=True, text=True, env=env, timeout=60, cwd="/")
+    assert proc.returncode == 0 and "pyruntime version" in proc.stdout, proc.stderr
+    assert "INSPECTED" not in proc.stdout + proc.stderr and ">>>" not in proc.stdout + proc.stderr
+    assert ran([marks]) == []
+    # PYTHONVERBOSE traced the first interpreter's imports up to the re-exec; the runtime proper (click
+    # and the CLI) ran in the isolated one, which ignores it
+    assert re.search(r"pyruntime/(__pycache__/)?__main__", proc.stderr) and "click" not in proc.stderr
