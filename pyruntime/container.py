@@ -124,7 +124,11 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         c.save()
         _checkpoint("create:done")
         if opts.pid_file:
-            write_pid_file(opts.pid_file, pid)
+            try:
+                write_pid_file(opts.pid_file, pid)
+            except OSError as e:
+                raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: "
+                                     f"{(e.strerror or str(e)).lower()}") from None
         return c
     except BaseException:
         if net_devices and c.init_alive():  # virtual devices would die with the namespace

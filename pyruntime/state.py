@@ -114,12 +114,17 @@ class Container:
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
                 "cgroup_paths": self.cgroup_paths, "config": self.config}
         tmp = f".{STATE_FILE}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+        view = memoryview(json.dumps(data, separators=(",", ":")).encode())
         try:
-            os.write(fd, json.dumps(data, separators=(",", ":")).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, STATE_FILE, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except OSError as e:  # e.g. ENOSPC: the old state.json (if any) stays whole
+            raise RuntimeFailure(f"cannot save the state of {self.id!r}: {(e.strerror or str(e)).lower()}") from None
 
     def close(self) -> None:
         if self.dir_fd >= 0:
