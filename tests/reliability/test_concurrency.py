@@ -186,3 +186,25 @@ def test_create_refuses_a_cgroup_another_container_uses(rt, make_bundle, cid, cg
     assert rt.state(cid)["status"] == "running"  # untouched by the refused create
     rt("delete", "--force", cid)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
+def test_start_from_many_processes_at_once(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    tag = new_tag()
+    bundle = make_bundle(["sleep", "1000"], edit=lambda c: tag_config(c, tag))
+    rt("create", "--bundle", str(bundle), cid, env=tagged_env(tag))
+    barrier = threading.Barrier(RACERS)
+
+    def start(_):
+        barrier.wait()
+        return rt("start", cid, check=False)
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        results = list(pool.map(start, range(RACERS)))
+    assert sum(p.returncode == 0 for p in results) == 1, [p.stderr for p in results]
+    for p in results:
+        if p.returncode:
+            _one_line(p)
+            assert p.returncode == 1 and "running" in p.stderr, p.stderr
+    assert rt.state(cid)["status"] == "running"
+    rt("delete", "--force", cid)
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
