@@ -136,7 +136,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
                 network.move_out(config, c.pid)
             except RuntimeFailure:
                 pass
-        _destroy(c)
+        try:
+            _destroy(c)
+        except RuntimeFailure as cleanup:  # report why create failed; `delete --force` retries this
+            log.warning(f"cleaning up after the failed create: {cleanup}")
         raise
     finally:
         for fd in fds:

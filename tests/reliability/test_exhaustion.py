@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Runtime
 from leaks import assert_clean, new_tag, tag_config, tagged_env
+from pyruntime_tests_conftest import Runtime
 
 
 def _one_line(proc):

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from leaks import assert_clean, new_tag, tag_config, tagged_env
-from pyruntime_tests_conftest import RUNTIME
+from pyruntime_tests_conftest import ROOTFS, RUNTIME
 
 N = int(os.environ.get("PYRUNTIME_STRESS_N", "50"))
 REPEATS = int(os.environ.get("PYRUNTIME_STRESS_REPEATS", "2"))
@@ -76,4 +76,4 @@ def test_parallel_lifecycles_leave_nothing_behind(rt, make_bundle, cgroup_parent
             assert not errors, errors[:5]
     elapsed = time.monotonic() - started
     print(f"STRESS: {N * REPEATS} lifecycles ({N} in parallel) in {elapsed:.1f}s")
-    assert_clean(rt, tag, cgroup_parent, tmp_path)
+    assert_clean(rt, tag, cgroup_parent, tmp_path, ROOTFS)  # nothing propagated onto the shared rootfs
