@@ -3,7 +3,7 @@ hierarchy (every controller), because this hybrid host's cgroup2 has none.
 
 The VM boots ONCE per run (a module fixture, ~8 s + the tests; Python is 15-20x slower inside).
 The guest's root is this host's / (read-only + tmpfs overlay), so it runs this very checkout with
-the project's venv; only a results directory is shared read-write. Each guest test becomes one
+the project's venv; the checkout is shared read-write (results come back through it). Each guest test becomes one
 test here, so a failure names the v2 case that failed.
 
 On a pure cgroup v2 host no VM is needed: run tests/integration/test_cgroups.py directly (this
@@ -57,19 +57,31 @@ def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip("the VM tier runs as root")
     if platform.machine() != "x86_64":
         pytest.skip("the VM tier boots an amd64 guest on the host's own binaries: x86_64 only")
-    shared = tmp_path_factory.mktemp("vm")
-    junit = shared / "results.xml"
+    host_side = tmp_path_factory.mktemp("vm")
+    # The checkout itself is the guest's read-write share (at the same path): the guest's /tmp is a
+    # tmpfs, so a checkout (and its venv) under /tmp would otherwise be invisible there.
+    shared = REPO / ".vm-results"
+    shared.mkdir(exist_ok=True)
+    junit = shared / f"results-{os.getpid()}.xml"
     # the guest: same checkout, same venv interpreter (never a pyenv shim), state and temp in tmpfs
     guest_cmd = (f"cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -P -m pytest -q -p no:cacheprovider "
                  f"-p no:hypothesispytest --basetemp=/tmp/pt --durations=0 --junitxml={junit} {GUEST_TESTS} 2>&1 | tail -60")
-    env = dict(os.environ, VM_RW=str(shared), VM_TIMEOUT="720", VM_CONSOLE=str(shared / "console.log"))
-    proc = subprocess.run([str(RUNNER), guest_cmd], cwd=shared, env=env, capture_output=True, text=True,
-                          timeout=780)
-    output = proc.stdout + proc.stderr
-    if not junit.exists():
-        pytest.fail(f"the VM did not produce test results (exit {proc.returncode}):\n{output[-4000:]}")
+    env = dict(os.environ, VM_RW=str(REPO), VM_TIMEOUT="720", VM_CONSOLE=str(host_side / "console.log"))
+    try:
+        proc = subprocess.run([str(RUNNER), guest_cmd], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=780)
+        output = proc.stdout + proc.stderr
+        if not junit.exists():
+            pytest.fail(f"the VM did not produce test results (exit {proc.returncode}):\n{output[-4000:]}")
+        cases = list(ET.parse(junit).getroot().iter("testcase"))
+    finally:
+        junit.unlink(missing_ok=True)
+        try:
+            shared.rmdir()
+        except OSError:
+            pass
     results: dict[str, str] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
+    for case in cases:
         status = "passed"
         for tag in ("failure", "error", "skipped"):
             node = case.find(tag)
