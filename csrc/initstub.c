@@ -22,19 +22,25 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
+/* Every signal back to its default and none blocked, whatever the runtime's caller ignored or
+ * blocked. Raw system calls, because libc refuses to touch the signals it reserves (32, 33), which
+ * a caller may still have ignored. An all-zero kernel sigaction is SIG_DFL with no flags on every
+ * architecture, whatever the struct's layout; the kernel's sigset is (NSIG - 1) / 8 bytes. */
 static void reset_signals(void)
 {
-    sigset_t none;
+    unsigned long long zero[8];
+    memset(zero, 0, sizeof(zero));
     for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and libc-reserved ones */
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, zero, NULL, (NSIG - 1) / 8);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, zero, NULL, (NSIG - 1) / 8);
 }
 
 static long now_ms(void)
