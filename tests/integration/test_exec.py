@@ -67,7 +67,7 @@ def test_env_cwd_user_and_groups(rt, running):
     proc = rt("exec", "-e", "FOO=bar", "--env", "EMPTY=", "--cwd", "/tmp", "-u", "1000:1001", "-g", "10", "-g", "20,30",
               running, "sh", "-c", 'echo "$FOO|$EMPTY|$TERM|$HOME"; pwd; id -u; id -g; id -G')
     lines = proc.stdout.splitlines()
-    assert lines[0] == "bar||xterm|/"  # the container's env is kept, ours appended
+    assert lines[0] == "bar||xterm|/home"  # the container's env kept, ours appended; HOME from its passwd
     assert lines[1:4] == ["/tmp", "1000", "1001"]
     assert sorted(lines[4].split()) == ["10", "1001", "20", "30"]
 
