@@ -74,17 +74,18 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
                               "(try `pyruntime spec --rootless`)")
         cgroup_paths = cgroups.delegated(cgroup_paths)  # rootless: only cgroups the user may write
-    in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
-    if in_use:  # sharing it would make this container's delete (or failed create) kill the other's
-        raise ConfigError(file, "linux.cgroupsPath", f"cgroup {next(iter(cgroup_paths.values()))} is in use "
-                          f"({len(in_use)} processes): another container's?")
     extra_env: dict[str, str] = {}
     preserve = opts.preserve_fds
     if os.environ.get("LISTEN_FDS", "").isdigit():  # socket activation is passed through as runc does
         preserve += int(os.environ["LISTEN_FDS"])
         extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
 
-    c = state.create(root, container_id)
+    c = state.create(root, container_id)  # first: a taken ID is "already exists", whatever else is wrong
+    in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
+    if in_use:  # sharing it would make this container's delete (or failed create) kill the other's
+        c.remove()
+        raise ConfigError(file, "linux.cgroupsPath", f"cgroup {next(iter(cgroup_paths.values()))} is in use "
+                          f"({len(in_use)} processes): another container's?")
     c.bundle, c.annotations, c.config = bundle, config.get("annotations") or {}, _kept_config(config)
     c.cgroup_paths = cgroup_paths
     fds: list[int] = []
