@@ -61,7 +61,11 @@ def _defer(module: str, **provided: object) -> None:
                 raise AttributeError(name)
             if sys.modules.get(module) is self:
                 del sys.modules[module]
-            real = __import__(module)
+            try:
+                real = __import__(module)
+            except BaseException:  # e.g. in the init after pivot_root, where every import is refused
+                sys.modules.setdefault(module, self)
+                raise
             self.__dict__.update(real.__dict__)
             return getattr(real, name)
 
