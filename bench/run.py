@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: pyruntime beside runc and crun on the same bundles, interleaved; medians and ratios.
 
-Usage: bench/run.py [--quick] [--rounds N] [--pyruntime PATH] [--only a,b] [--json FILE]
+Usage: bench/run.py [--quick] [--rounds N] [--pyruntime PATH] [--only PHASES] [--json FILE]
+PHASES (comma-separated): floor, run, lifecycle, rss, many, concurrent, scale, podman.
 
 Every runtime gets a private --root, every container an absolute cgroupsPath under a private parent
 cgroup, and everything is removed at the end (also on Ctrl-C). crun 1.8.1 refuses this hybrid host
@@ -9,7 +10,7 @@ cgroup, and everything is removed at the end (also on Ctrl-C). crun 1.8.1 refuse
 hides /sys/fs/cgroup/unified/cgroup.controllers (see ../shared/REFERENCE.md); its figures include
 the cost of `nsenter`, which is measured and printed. The driver is a child subreaper with one thread
 that reaps every child (runtimes and orphaned container inits), so no zombie outlives a phase and
-each runtime process's exit time and rusage (peak RSS) come from wait4.
+each runtime process's exit time and CPU time come from wait4 (peak RSS from /usr/bin/time: see rss).
 
 Benchmarks are not tests: nothing here asserts a time.
 """
