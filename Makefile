@@ -6,7 +6,7 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /root/.pyenv/versions/3.11*
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-venv python3.11-dev busybox-static runc crun podman conmon \
-	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu
+	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu time
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
