@@ -220,9 +220,17 @@ def _mutate(config: dict[str, Any], data: st.DataObject, protect: tuple = ()) ->
 
 def preflight(config: Any, file: str = FILE) -> None:
     """Everything `create` checks before it makes a state dir or a cgroup (container.create)."""
+    from pyruntime.security import seccomp, validate
+
     spec.check_config(config, file)
     caps.resolve_sets(config["process"].get("capabilities"), file, "process.capabilities")
-    spec.namespaces(config)
+    if (config.get("linux") or {}).get("seccomp"):
+        seccomp.compile(config["linux"]["seccomp"], file)
+    if (config.get("linux") or {}).get("netDevices"):
+        from pyruntime import network
+
+        network.check(config, file)
+    validate.check_config(config, spec.namespaces(config), file)
     cgroups.cgroup_path(config, "fuzz", False, file)
 
 
@@ -232,6 +240,13 @@ VALID["process"]["user"]["additionalGids"] = [1, 2]
 VALID["annotations"] = {"org.example": "1"}
 VALID["hooks"] = {"poststop": [{"path": "/bin/true", "args": ["true"], "timeout": 5}]}
 VALID["linux"]["resources"] = {"pids": {"limit": 100}, "memory": {"limit": 100 * 2**20}}
+VALID["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                             "syscalls": [{"names": ["mount", "umount2"], "action": "SCMP_ACT_ERRNO",
+                                           "errnoRet": 1},
+                                          {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                                           "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]}]}
+VALID["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+VALID["process"]["oomScoreAdj"] = 100
 
 
 def test_valid_base_passes_preflight():
