@@ -252,6 +252,8 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
             if "error" in msg:
                 raise RuntimeFailure(msg["error"])
             if "pid" in msg:
+                if pid:  # only the joiner reports it; a second one would come from a hijacked child
+                    raise RuntimeFailure("exec: unexpected message from the process")
                 pid = msg["pid"]
             elif msg.get("seccomp_fd"):  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
                 from .security import seccomp

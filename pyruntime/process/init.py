@@ -22,7 +22,7 @@ from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
 from ..rootfs import devices, mounts, paths, pivot, resolve
-from ..security import identity, lsm, numa, personality, rlimits, sched, seccomp, sysctl
+from ..security import caps, identity, lsm, numa, personality, rlimits, sched, seccomp, sysctl
 from . import stub
 from .channel import Channel
 
@@ -146,10 +146,10 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if (config.get("root") or {}).get("readonly"):
             pivot.remount_root_readonly()
     block_imports()
-    if plan.late_pid_fd >= 0:
-        _enter_pid_namespace(plan, chan, start_state)
+    late_pid = plan.late_pid_fd >= 0
+    pid_pipe = _join_pid_namespace(plan) if late_pid else (-1, -1)
     hooks_fd = -1
-    if start_state is not None and plan.listen_fd >= 0:  # run by the stub after `start`, before the exec
+    if start_state is not None and plan.listen_fd >= 0 and not late_pid:  # run by the stub after `start`
         hooks_fd = _move_high(stub.hooks_memfd(start_state, hooks_cfg["startContainer"]), 5 + plan.preserve_fds)
 
     # -- the process: privileged steps while still root, the user change, then the filter last -------
@@ -183,6 +183,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         # As late as possible: after this only write (ready), the exec of the stub, and the stub's
         # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).
         seccomp.load(plan.seccomp, chan)
+    if late_pid:
+        hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
     chan.send(ready=True)
     argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
     os.execve(plan.stub_fd, argv, env)
@@ -199,9 +201,19 @@ def _mount_proc_in_joined_pidns(root_fd: int, m: mounts.MountSpec, plan: InitPla
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
+                caps.last_cap()  # read (and cached) from the host's /proc, before the chroot
                 os.fchdir(target)
                 os.chroot(plan.rootfs)
+                # What the mounter, visible in the pid namespace, holds: no fd but its target and no
+                # capability but CAP_SYS_ADMIN (a process there that hijacked it would gain nothing).
+                os.closerange(3, min(target, plan.late_pid_fd))
+                os.closerange(min(target, plan.late_pid_fd) + 1, max(target, plan.late_pid_fd))
+                os.closerange(max(target, plan.late_pid_fd) + 1, 1 << 20)
+                admin = caps.CAPS["CAP_SYS_ADMIN"]
+                caps.drop_bounding({"bounding": {admin}})
+                native.capset({admin}, {admin}, set())
                 native.setns(plan.late_pid_fd, lib.CLONE_NEWPID)
+                os.close(plan.late_pid_fd)
                 mounter = os.fork()
                 if mounter == 0:
                     try:
@@ -223,15 +235,27 @@ def _mount_proc_in_joined_pidns(root_fd: int, m: mounts.MountSpec, plan: InitPla
         os.close(target)
 
 
-def _enter_pid_namespace(plan: InitPlan, chan: Channel, start_state: dict[str, Any] | None) -> None:
-    """Join the configured pid namespace now that our root and cwd are the container's: fork the real
-    init into it; this process reports the init's pid and exits. Before, the namespace's processes
-    (another container's, maybe with CAP_SYS_PTRACE) could have opened /proc/<pid>/root of a process
-    whose root was the host's."""
+def _join_pid_namespace(plan: InitPlan) -> tuple[int, int]:
+    """Enter the configured pid namespace for our children, now that our root and cwd are the
+    container's (before, its processes, another container's, maybe with CAP_SYS_PTRACE, could have
+    opened /proc/<pid>/root of a process whose root was the host's). We ourselves stay invisible to
+    them: the init is forked into it only once it holds no more than the container's privileges
+    (_fork_into_pid_namespace). Returns a pipe that tells the init its pid as the runtime sees it."""
     r, w = os.pipe2(os.O_CLOEXEC)
+    r, w = _move_high(r, 5 + plan.preserve_fds), _move_high(w, 5 + plan.preserve_fds)
     native.setns(plan.late_pid_fd, lib.CLONE_NEWPID)
     os.close(plan.late_pid_fd)
     plan.late_pid_fd = -1
+    return r, w
+
+
+def _fork_into_pid_namespace(plan: InitPlan, chan: Channel, pid_pipe: tuple[int, int],
+                             start_state: dict[str, Any] | None) -> int:
+    """Fork the init into the joined pid namespace, after the user change and the filter: a process
+    there that hijacked it (ptrace) would gain nothing the container does not have. This process
+    reports the init's pid and exits. In the init: a session of its own, the terminal, and the
+    startContainer hooks' state with its pid; returns the hooks' memfd (or -1)."""
+    r, w = pid_pipe
     pid = os.fork()
     if pid:
         os.close(r)
@@ -239,10 +263,8 @@ def _enter_pid_namespace(plan: InitPlan, chan: Channel, start_state: dict[str, A
         os.write(w, str(pid).encode())
         os._exit(0)
     os.close(w)
-    host_pid = int(os.read(r, 32) or b"0")  # our pid as the runtime sees it (for startContainer hooks)
+    host_pid = int(os.read(r, 32) or b"0")
     os.close(r)
-    if start_state is not None:
-        start_state["pid"] = host_pid
     os.setsid()
     if plan.console_fd >= 0:
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -250,6 +272,12 @@ def _enter_pid_namespace(plan: InitPlan, chan: Channel, start_state: dict[str, A
             console.attach_pty(root, plan.console_fd, plan.config["process"])
         finally:
             os.close(root)
+    if start_state is None or plan.listen_fd < 0:
+        return -1
+    start_state["pid"] = host_pid
+    hooks_fd = _move_high(stub.hooks_memfd(start_state, plan.config["hooks"]["startContainer"]), 5 + plan.preserve_fds)
+    os.set_inheritable(hooks_fd, True)
+    return hooks_fd
 
 
 def describe(e: BaseException) -> str:

@@ -94,9 +94,13 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
         block_imports()  # nothing below may read a file by path: the next step enters the container
         _enter_namespaces(plan)
         os.close(plan.pidfd)
+        # Everything privileged happens here, where no process of the container can see us; the
+        # child forked into its pid namespace holds no more than the container's privileges (a
+        # process there with CAP_SYS_PTRACE that hijacked it would gain nothing).
+        path, env, seccomp_late = _setup(plan, chan)
         pid = os.fork()
         if pid == 0:
-            _child(plan, chan)  # never returns
+            _child(plan, chan, path, env, seccomp_late)  # never returns
         chan.send(pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - one message to the runtime
@@ -152,9 +156,23 @@ def _enter_namespaces(plan: ExecPlan) -> None:
             os.close(fd)
 
 
-def _child(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in the container
+def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
+           seccomp_late: bool) -> None:  # pragma: no cover - runs in the container
+    """A session of its own, the terminal, the filter (unless loaded before the user change), then
+    the stub."""
     try:
-        _setup(plan, chan)
+        prctl.set_dumpable(False)
+        os.setsid()
+        if plan.console_fd >= 0:
+            root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root
+            try:
+                console.attach_pty(root, plan.console_fd, plan.process)
+            finally:
+                os.close(root)
+        if plan.seccomp is not None and _seccomp is not None and seccomp_late:
+            _seccomp.load(plan.seccomp, chan)
+        chan.send(ready=True)
+        os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
     except BaseException as e:  # noqa: BLE001
         try:
             chan.send(error=describe(e))
@@ -202,21 +220,15 @@ def _write_attr(proc_fd: int, names: tuple[str, ...], value: str, what: str) -> 
     raise RuntimeFailure(f"cannot apply {what} {value!r}: {why}")
 
 
-def _setup(plan: ExecPlan, chan: Channel) -> None:
+def _setup(plan: ExecPlan, chan: Channel) -> tuple[str, dict[str, str], bool]:
+    """In the joiner: the privileged steps, then the user change. Returns the program's path, its
+    environment and whether the filter is still to be loaded."""
     process = plan.process
-    prctl.set_dumpable(False)
-    os.setsid()
     if not plan.no_new_keyring:
         try:
             native.join_session_keyring(None)
         except OSError:
             pass
-    if plan.console_fd >= 0:
-        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root, after setns
-        try:
-            console.attach_pty(root, plan.console_fd, process)
-        finally:
-            os.close(root)
     sched.apply_scheduler(process.get("scheduler"))  # while root: CAP_SYS_NICE
     sched.apply_io_priority(process.get("ioPriority"))
     rlimits.apply(process.get("rlimits"))
@@ -237,7 +249,4 @@ def _setup(plan: ExecPlan, chan: Channel) -> None:
     if plan.no_new_privs:
         prctl.set_no_new_privs(1)
     os.umask(user.get("umask", 0o022))
-    if plan.seccomp is not None and _seccomp is not None and seccomp_late:
-        _seccomp.load(plan.seccomp, chan)
-    chan.send(ready=True)
-    os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
+    return path, env, seccomp_late

@@ -67,6 +67,10 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     checkpoint("spawn:forked")
     init_pid = 0
     ready = False  # EOF without "ready" is an init that died (killed, OOM) during its setup
+    # Pids are reported by the intermediate and, when the pid namespace is joined late, by the setup
+    # process: never by the init itself, which a process of a shared pid namespace could hijack.
+    late = late_pid_join(plan)
+    trusted_pids = 2 if late else 1
     try:
         while True:
             msg = parent.recv()
@@ -75,8 +79,13 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
             if "error" in msg:
                 raise RuntimeFailure(msg["error"])
             if "pid" in msg:
+                if trusted_pids == 0:
+                    raise RuntimeFailure("container init sent an unexpected message")
+                trusted_pids -= 1
                 init_pid = msg["pid"]
                 checkpoint("spawn:init-pid")
+            elif trusted_pids == 0 and late and ("hooks" in msg or "userns" in msg):
+                raise RuntimeFailure("container init sent an unexpected message")
             elif "userns" in msg:
                 from ..namespaces import write_id_maps
 
@@ -114,6 +123,14 @@ def _kill(pid: int) -> None:
         pass
 
 
+def late_pid_join(plan: InitPlan) -> bool:
+    """A joined pid namespace holds another container's processes: the init enters it only after
+    pivot_root (process/init.py), so they never see a process whose root and cwd are the host's.
+    Not possible from a new user namespace (no rights over the joined one are left)."""
+    ns = plan.namespaces
+    return bool(ns.get("pid")) and ("user" not in ns or bool(ns["user"])) and "mount" in ns and not ns["mount"]
+
+
 def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
     try:
         # Not dumpable from here on (inherited by the init across fork): a process of the container
@@ -126,10 +143,7 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         checkpoint("intermediate:joined")
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
-        # A joined pid namespace holds another container's processes: the init enters it only after
-        # pivot_root (process/init.py), so they never see a process whose root and cwd are the host's.
-        # Not possible once we are in a new user namespace (no rights over the joined one left).
-        late_pid = "pid" in joined and "user" not in new and "mount" in new
+        late_pid = late_pid_join(plan)
         for ns_type in JOIN_ORDER:
             if ns_type in joined:
                 if ns_type == "pid" and late_pid:

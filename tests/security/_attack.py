@@ -174,3 +174,17 @@ def has_command(name: str) -> bool:
     runtime = os.environ.get("PYRUNTIME_BIN") or os.path.join(os.path.dirname(sys.executable), "pyruntime")
     proc = subprocess.run([runtime, name, "--help"], capture_output=True, timeout=30)
     return proc.returncode == 0
+
+
+def caps_mask(names: list[str]) -> int:
+    from pyruntime.security.caps import CAPS
+
+    return sum(1 << CAPS[n if n.startswith("CAP_") else "CAP_" + n] for n in names)
+
+
+def over_privileged(output: str, bounding: list[str]) -> list[str]:
+    """CAPPRM lines of the attacker's scan naming a process (the runtime's, while it sets a process
+    up) with capabilities beyond the container's bounding set: one it could hijack with ptrace."""
+    allowed = caps_mask(bounding)
+    return [line for line in output.splitlines()
+            if line.startswith("CAPPRM ") and int(line.split()[1], 16) & ~allowed]

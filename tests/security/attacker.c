@@ -108,6 +108,24 @@ static void attack_link(const char *link, const char *kind)
     }
 }
 
+/* "CAPPRM <hex>" of every process we can see: one holding capabilities beyond the container's
+ * bounding set is a process a CAP_SYS_PTRACE container could hijack for them. */
+static void report_caps(const char *status_path)
+{
+    FILE *f = fopen(status_path, "re");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "CapPrm:", 7) == 0) {
+            char out[300];
+            line[strcspn(line, "\n")] = 0;
+            snprintf(out, sizeof(out), "CAPPRM %s", line + 7 + strspn(line + 7, " \t"));
+            report(out);
+        }
+    fclose(f);
+}
+
 /* scan MARKER: an absolute host path (and, for cwd, its basename relative to the runtime's cwd) that
  * no process of the container should ever reach. */
 static const char *marker, *marker_name;
@@ -125,6 +143,8 @@ static void scan_once(void)
         if (*end || pid <= 0 || pid == self)
             continue;
         char path[300];
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        report_caps(path);
         snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
         attack_link(path, "exe");
         if (marker)

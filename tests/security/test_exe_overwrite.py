@@ -22,6 +22,7 @@ from _attack import (  # noqa: F401 - fixtures
     evil_rootfs,
     has_command,
     host_untouched,
+    over_privileged,
     own_inodes,
     wait_file,
 )
@@ -69,6 +70,12 @@ def test_shebang_proc_self_exe_entrypoint(rt, evil_bundle, evil_rootfs, attacker
     proc = rt("run", "--bundle", str(evil_bundle(["/evil"])), cid, check=False)
     assert proc.returncode == 125, (proc.returncode, proc.stderr)
     assert "initstub: usage" in proc.stderr
+
+
+def base_caps() -> list[str]:
+    from conftest import base_config
+
+    return base_config(["true"], "/x")["process"]["capabilities"]["bounding"]
 
 
 @pytest.fixture
@@ -130,6 +137,9 @@ def test_container_sharing_pid_ns_cannot_reach_host_binaries(rt, evil_bundle, ev
     assert not bad, "\n".join(bad)
     if ptrace:  # it did reach the runtime's Python and libraries: read-only mounts are what stopped it
         assert "Read-only file system" in out
+    bounding = base_caps() + (["CAP_SYS_PTRACE"] if ptrace else [])
+    hijackable = over_privileged(out, bounding)
+    assert not hijackable, "a process with more capabilities than the container was visible:\n" + "\n".join(hijackable)
 
 
 @pytest.mark.skipif(not has_command("exec"), reason="`pyruntime exec` is not implemented yet (issue: exec)")
@@ -165,6 +175,9 @@ def test_exec_into_container_cannot_expose_host_binaries(rt, evil_bundle, evil_r
     assert not bad, "\n".join(bad)
     if ptrace:  # it did reach the runtime's Python and libraries: read-only mounts are what stopped it
         assert "Read-only file system" in out
+    bounding = base_caps() + (["CAP_SYS_PTRACE"] if ptrace else [])
+    hijackable = over_privileged(out, bounding)
+    assert not hijackable, "a process with more capabilities than the container was visible:\n" + "\n".join(hijackable)
 
 
 def test_stub_rejects_writes_to_itself_from_inside(rt, evil_bundle, evil_rootfs, attacker_bin, cid):

@@ -188,8 +188,9 @@ def test_cwd_symlink_out_of_the_rootfs_stays_inside(rt, evil_bundle, evil_rootfs
 
 def test_cwd_is_checked_after_chdir(rt, evil_bundle, evil_rootfs, caller_fds, cid):
     """The container plants /evilcwd -> /proc/self/fd/9 and the caller of exec has the host's / open
-    as fd 9 (preserved): chdir through the magic link lands outside the container's root, which only
-    the check after chdir can see. Refused; nothing runs there."""
+    as fd 9 (preserved): a chdir through the magic link would land outside the container's root.
+    Refused (the chdir happens where /proc/self names no process, and the cwd is checked after it);
+    nothing runs there."""
     preexec, _ = caller_fds
     (evil_rootfs / "evilcwd").symlink_to("/proc/self/fd/9")
     rt("run", "--detach", "--bundle", str(evil_bundle(["sleep", "30"])), cid)
@@ -197,6 +198,6 @@ def test_cwd_is_checked_after_chdir(rt, evil_bundle, evil_rootfs, caller_fds, ci
         proc = rt("exec", "--preserve-fds", "7", "--cwd", "/evilcwd", cid, "sh", "-c", "pwd; ls; echo ran",
                   check=False, preexec_fn=preexec, close_fds=False)
         assert proc.returncode != 0 and "ran" not in proc.stdout, proc.stdout
-        assert "outside the container" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert "process.cwd '/evilcwd'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     finally:
         rt("delete", "--force", cid)
