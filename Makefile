@@ -62,7 +62,7 @@ $(PY):
 setup: deps .stamp-install
 .stamp-install: $(PY) $(SOURCES)
 	$(PY) -m pip install -q '.[test,net]'
-	$(PY) -m pyruntime.launcher  # a console script started with -IS (faster than pip's)
+	$(PY) -I -m pyruntime.launcher  # a console script started with -IS (faster than pip's)
 	@touch $@
 
 ## editable install for development (slower start-up: the editable finder costs ~10 ms per call)
