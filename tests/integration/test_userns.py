@@ -129,8 +129,14 @@ def unprivileged_user() -> dict:
     if not os.path.exists("/usr/bin/python3.11") or not shutil.which("useradd"):
         pytest.skip("needs /usr/bin/python3.11 and useradd")
     name = f"prt{random.randrange(16**6):06x}"
-    subprocess.run(["useradd", "-M", "-N", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name], check=True)
-    uid = pwd.getpwnam(name).pw_uid
+    # A uid of its own, far from 1000 (tests run containers as 1000) and from the mapped ranges, so
+    # the teardown can end this user's processes by uid without touching anybody else's.
+    uid = 250000 + random.randrange(50000)
+    while subprocess.run(["getent", "passwd", str(uid)], capture_output=True).returncode == 0:
+        uid += 1
+    subprocess.run(["useradd", "-M", "-N", "-u", str(uid), "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name],
+                   check=True)
+    assert pwd.getpwnam(name).pw_uid == uid
     base = 400000 + random.randrange(1000) * 65536
     subs = {f: f"{name}:{base}:65536\n" for f in ("/etc/subuid", "/etc/subgid")}
     for f, line in subs.items():
