@@ -108,6 +108,15 @@ def manager(paths: dict[str, str]) -> Manager:
 
 
 def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
+    for _attempt in range(5):
+        try:
+            return _mkdir_chain(mount_point, path, unified_host)
+        except FileNotFoundError:
+            continue  # a parent was removed meanwhile (the last container under /pyruntime left): again
+    raise RuntimeFailure(f"cannot create cgroup {path}: its parent keeps disappearing")
+
+
+def _mkdir_chain(mount_point: str, path: str, unified_host: bool) -> None:
     rel = path[len(mount_point):].strip("/").split("/")
     cur = mount_point
     v1 = not os.path.exists(f"{mount_point}/cgroup.controllers")
@@ -119,6 +128,8 @@ def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
             os.mkdir(cur, 0o755)
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            raise
         except OSError as e:
             raise RuntimeFailure(f"cannot create cgroup {cur}: {e.strerror.lower()}") from None
         if v1 and os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
@@ -235,6 +246,13 @@ def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
                 if e.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise RuntimeFailure(f"cannot remove cgroup {path}: {e.strerror.lower()}") from None
                 _wait_empty(path)
+    for mount_point, top in paths.items():  # the default parent is ours: gone with its last container
+        parent = os.path.dirname(top)
+        if parent == mount_point + DEFAULT_PARENT:
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass  # other containers still live there
 
 
 def _wait_empty(path: str) -> None:

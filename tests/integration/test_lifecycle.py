@@ -442,3 +442,18 @@ def test_delete_kills_what_the_init_left_behind(rt, make_bundle, cid, cgroup_par
     for pid in left:
         wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or _proc_status(pid)["State"].startswith("Z"),
                    what=f"orphan {pid} to die")
+
+
+def test_default_cgroup_is_ours_and_removed_with_the_last_container(rt, make_bundle, cid):
+    """Without cgroupsPath the container goes to /pyruntime/<id> from the hierarchy root (never under the
+    caller's own v1 memory cgroup), and the default parent goes away with its last container."""
+    parent_existed = os.path.isdir("/sys/fs/cgroup/memory/pyruntime")
+    bundle = make_bundle(["sleep", "60"], edit=lambda c: c["linux"].pop("cgroupsPath"))
+    rt("create", "-b", str(bundle), cid)
+    pid = rt.state(cid)["pid"]
+    memory_line = next(line for line in open(f"/proc/{pid}/cgroup").read().splitlines() if ":memory:" in line)
+    assert memory_line.endswith(f":memory:/pyruntime/{cid}")
+    rt("delete", "--force", cid)
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/pyruntime/{cid}")
+    if not parent_existed:
+        assert not os.path.exists("/sys/fs/cgroup/memory/pyruntime")
