@@ -9,6 +9,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -122,12 +123,22 @@ def _copy_runtime(dest: Path) -> list[str]:
     return [str(site)]
 
 
+def _shared_python() -> str | None:
+    """An interpreter of the tests' own version (the copied C extensions are built for it) that an
+    unprivileged user can run: the venv's base unless it lives under a private directory (/root)."""
+    for python in (os.path.realpath(sys.executable), f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
+        if os.path.isfile(python) and all(os.stat(p).st_mode & 0o001 for p in (python, *Path(python).parents)):
+            return python
+    return None
+
+
 @pytest.fixture
 def unprivileged_user() -> dict:
     """A throw-away user with a subuid/subgid range, a private XDG_RUNTIME_DIR and a readable copy of
     the runtime; removed afterwards with everything it ran (ended by pid)."""
-    if not os.path.exists("/usr/bin/python3.11") or not shutil.which("useradd"):
-        pytest.skip("needs /usr/bin/python3.11 and useradd")
+    python = _shared_python()
+    if python is None or not shutil.which("useradd"):
+        pytest.skip(f"needs useradd and a python{sys.version_info[0]}.{sys.version_info[1]} other users can run")
     name = f"prt{random.randrange(16**6):06x}"
     # A uid of its own, far from 1000 (tests run containers as 1000) and from the mapped ranges, so
     # the teardown can end this user's processes by uid without touching anybody else's.
@@ -146,7 +157,7 @@ def unprivileged_user() -> dict:
     work.chmod(0o755)
     paths = _copy_runtime(work)
     launcher = work / "pyruntime"
-    launcher.write_text("#!/usr/bin/python3.11 -I\nimport sys\n"
+    launcher.write_text(f"#!{python} -I\nimport sys\n"
                         f"sys.path[:0] = {paths!r}\n"
                         "from pyruntime.__main__ import main\nmain()\n")
     launcher.chmod(0o755)
