@@ -18,7 +18,6 @@ Benchmarks are not tests: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -35,11 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import prctl
+
 REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 BASE_CONFIG = REPO / "bundles" / "busybox" / "config.json"
 CGROUP_BASE = Path("/sys/fs/cgroup")
-PR_SET_CHILD_SUBREAPER = 36
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -596,8 +596,7 @@ def main() -> int:
     if not (ROOTFS / "bin" / "busybox").exists():
         print(f"bench: {ROOTFS} is missing: run `make bundles`", file=sys.stderr)
         return 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    prctl.set_child_subreaper(True)  # python-prctl (a runtime dependency): the constant from the headers
     REAPER.start()
 
     work = Path(tempfile.mkdtemp(prefix="pyruntime-bench-", dir="/run"))

@@ -45,7 +45,9 @@ def _build(cls: type, frozen: bool) -> type:
     names: list[str] = []
     defaults: dict[str, Any] = {}
     factories: dict[str, Callable[[], Any]] = {}
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+    # cls.__annotations__, not cls.__dict__: from 3.14 (PEP 649) the dict is built on first access unless
+    # the defining module has `from __future__ import annotations`. On a class it is the class's own.
+    for name, annotation in cls.__annotations__.items():
         if str(annotation).startswith(("ClassVar", "typing.ClassVar")):
             continue
         value = cls.__dict__.get(name, _MISSING)

@@ -93,3 +93,13 @@ def test_post_init_and_errors() -> None:
             a: int = 0
             b: int  # type: ignore[misc]
 
+
+
+def test_fields_without_the_future_import() -> None:
+    # From Python 3.14 a class's annotations are evaluated lazily unless its module has
+    # `from __future__ import annotations` (this test module has it, so the class is built by exec).
+    ns: dict[str, Any] = {"record": record}
+    exec("@record.dataclass\nclass Plain:\n    name: str\n    count: int = 0\n", ns)
+    plain = ns["Plain"]("x")
+    assert (plain.name, plain.count) == ("x", 0)
+    assert plain.__class__.__match_args__ == ("name", "count")
