@@ -31,7 +31,7 @@ test-vm: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/vm
 ## attack tests: malicious bundles and images against a real runtime (tests/security/_attack.py)
 test-security: setup bundles
-	$(PY) -m pytest -q -p no:cacheprovider tests/security
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/security
 ## podman + conmon end to end, with runc as the control (a private podman environment, see below)
 test-podman: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman
