@@ -1,10 +1,15 @@
-"""`features`: the runtime-spec features document (what this build of pyruntime supports)."""
+"""`features`: the runtime-spec features document (what this build of pyruntime supports).
+
+Every list is derived from the tables the code itself parses with, so it cannot claim what the code
+does not accept (or miss what it does).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from . import __version__
+from .rootfs.idmap import RECURSIVE_ATTRS
 from .rootfs.mounts import _FLAGS, PROPAGATION
 from .security import numa, seccomp
 from .security.caps import CAPS
@@ -15,7 +20,8 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted([*_FLAGS, *PROPAGATION]),
+        # "defaults" is accepted as a no-op; tmpcopyup & co. are accepted but ignored, so not listed.
+        "mountOptions": sorted([*_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, "idmap", "ridmap", "defaults"]),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(CAPS),
@@ -27,7 +33,8 @@ def features() -> dict[str, Any]:
             "memoryPolicy": {"modes": [m for m, v in numa.MODES.items() if v >= 0],
                              "flags": [f for f, v in numa.FLAGS.items() if v >= 0]},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},  # mounts[].uidMappings (rootfs/idmap.py)
+            "netDevices": {"enabled": True},  # linux.netDevices (network.py)
         },
         "annotations": {"org.opencontainers.runtime-spec.features.pyruntime.version": __version__},
     }

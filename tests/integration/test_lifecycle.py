@@ -276,6 +276,9 @@ def test_features_document(rt):
     assert {"ro", "rbind", "nosuid", "rprivate"} <= set(doc["mountOptions"])
     assert set(doc["linux"]["namespaces"]) >= {"pid", "network", "ipc", "uts", "mount", "cgroup", "time"}
     assert "CAP_SYS_ADMIN" in doc["linux"]["capabilities"]
+    # what the code accepts is listed: recursive attributes, idmapped mounts, netDevices
+    assert {"rro", "rnosuid", "idmap", "ridmap"} <= set(doc["mountOptions"])
+    assert doc["linux"]["mountExtensions"]["idmap"]["enabled"] and doc["linux"]["netDevices"]["enabled"]
 
 
 def test_version(rt):
