@@ -143,7 +143,10 @@ def events(c: Container, interval: float, once: bool) -> None:
     poller = select.poll()
     if fd >= 0:
         poller.register(fd, select.POLLPRI if how == "pri" else select.POLLIN)
-    seen = manager.oom_kills()
+    # Only the kill counter's growth is an OOM: the v1 eventfd also fires when the cgroup is removed
+    # (a delete), and v2's memory.events changes on mere memory.high/max pressure.
+    counted = manager.oom_kills() is not None
+    seen = manager.oom_kills() or 0
     next_stats = time.monotonic() + interval
     try:
         while c.init_alive():
@@ -151,19 +154,28 @@ def events(c: Container, interval: float, once: bool) -> None:
             ready = poller.poll(int(wait * 1000))
             if ready and how == "in":
                 os.read(fd, 8)
-            kills = manager.oom_kills()
-            if kills > seen or (ready and how == "in"):
-                for _ in range(max(kills - seen, 1)):
-                    _emit({"type": "oom", "id": c.id})
-                seen = kills
-            if time.monotonic() >= next_stats:
+            seen = _report_ooms(c, manager, seen, counted, bool(ready) and how == "in")
+            if time.monotonic() >= next_stats and c.init_alive():
                 _emit(stats_event(c))
                 next_stats += interval
+        _report_ooms(c, manager, seen, counted, False)  # a kill that ended the container
     except BrokenPipeError:
         pass
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _report_ooms(c: Container, manager: cgroups.Manager, seen: int, counted: bool, signalled: bool) -> int:
+    """Emit an "oom" event per new OOM kill; returns the kill count seen so far."""
+    kills = manager.oom_kills()
+    if kills is None:  # the cgroup is gone, or (pre-4.13 v1) no counter: trust the eventfd while it exists
+        if not counted and signalled and manager.exists():
+            _emit({"type": "oom", "id": c.id})
+        return seen
+    for _ in range(kills - seen):
+        _emit({"type": "oom", "id": c.id})
+    return max(seen, kills)
 
 
 def _emit(event: dict[str, Any]) -> None:

@@ -141,8 +141,12 @@ class Manager:
         """runc's `events --stats` data object."""
         raise NotImplementedError
 
-    def oom_kills(self) -> int:
-        """How many processes the OOM killer has killed in the container's memory cgroup."""
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.paths.values())
+
+    def oom_kills(self) -> int | None:
+        """How many processes the OOM killer has killed in the container's memory cgroup; None when
+        the counter cannot be read (no memory cgroup, removed, or a kernel without the counter)."""
         raise NotImplementedError
 
     def oom_watch_fd(self) -> tuple[int, str]:

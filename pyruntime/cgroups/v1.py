@@ -196,9 +196,9 @@ class V1Manager(Manager):
                             "ioServicedRecursive": _blkio_entries(d, "blkio.throttle.io_serviced_recursive")}
         return out
 
-    def oom_kills(self) -> int:
+    def oom_kills(self) -> int | None:
         d = self.ctl.get("memory")
-        return read_kv(d, "memory.oom_control").get("oom_kill", 0) if d else 0
+        return read_kv(d, "memory.oom_control").get("oom_kill") if d else None  # the counter: Linux 4.13+
 
     def oom_watch_fd(self) -> tuple[int, str]:
         """An eventfd the kernel signals on OOM (cgroup.event_control + memory.oom_control)."""

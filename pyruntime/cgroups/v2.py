@@ -183,8 +183,8 @@ class V2Manager(Manager):
         return {"cpu": cpu, "cpuset": cpuset, "memory": memory, "pids": pids, "blkio": blkio,
                 "hugetlb": hugetlb, "intel_rdt": {}, "network_interfaces": None}
 
-    def oom_kills(self) -> int:
-        return read_kv(self.path, "memory.events").get("oom_kill", 0)
+    def oom_kills(self) -> int | None:
+        return read_kv(self.path, "memory.events").get("oom_kill")
 
     def oom_watch_fd(self) -> tuple[int, str]:
         try:

@@ -97,6 +97,29 @@ def test_memory_limit_oom_kills_and_events_reports_it(rt, make_bundle, cid):
                 events.wait()
 
 
+
+def test_events_reports_no_oom_when_the_container_is_deleted(rt, make_bundle, cid):
+    """Removing the memory cgroup signals the v1 OOM eventfd too: that is no OOM kill, and the
+    stream ends cleanly with the container."""
+    started(rt, make_bundle, cid, ["sleep", "1000"], edit=resources(memory={"limit": 64 * MiB}))
+    with tempfile.TemporaryFile() as out:
+        events = subprocess.Popen(rt.argv("events", "--interval", "200ms", cid), stdout=out,
+                                  stderr=subprocess.STDOUT)
+        try:
+            def lines() -> list[dict[str, Any]]:
+                out.seek(0)
+                return [json.loads(x) for x in out.read().decode().splitlines() if x.strip()]
+
+            wait_until(lambda: any(e["type"] == "stats" for e in lines()), 10 * SLOW, "a first stats event")
+            finish(rt, cid)
+            assert events.wait(timeout=10 * SLOW) == 0  # the stream ends with the container
+            assert [e for e in lines() if e["type"] != "stats"] == []
+        finally:
+            if events.poll() is None:
+                events.kill()
+                events.wait()
+
+
 def test_events_stats_reports_memory_and_pids(rt, make_bundle, cid):
     started(rt, make_bundle, cid, ["sh", "-c", "sleep 1000 & sleep 1001 & wait"],
             edit=resources(memory={"limit": 64 * MiB}, pids={"limit": 20}))
