@@ -16,15 +16,19 @@ STUB_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_initstub")
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
-def sealed_memfd() -> int:
-    with open(STUB_PATH, "rb") as f:
-        code = f.read()
-    fd = os.memfd_create("pyruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    view = memoryview(code)
+def _sealed(name: str, data: bytes) -> int:
+    """A close-on-exec memfd holding data, sealed against any change."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     return fd
+
+
+def sealed_memfd() -> int:
+    with open(STUB_PATH, "rb") as f:
+        return _sealed("pyruntime-init", f.read())
 
 
 def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
@@ -33,10 +37,4 @@ def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
     for hook in hooks:
         args, env = hook.get("args") or [hook["path"]], hook.get("env") or []
         parts += [str(hook.get("timeout") or 0), hook["path"], str(len(args)), *args, str(len(env)), *env]
-    data = b"".join(p.encode() + b"\0" for p in parts)
-    fd = os.memfd_create("pyruntime-hooks", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-    return fd
+    return _sealed("pyruntime-hooks", b"".join(p.encode() + b"\0" for p in parts))
