@@ -5,15 +5,24 @@ Imported at the end of cli.py so the commands register on the same group; nothin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from .cli import CONTEXT, Globals, main
 
 
-def _load(g: Globals, container_id: str, shared: bool = False):  # noqa: ANN202
+@contextmanager
+def _loaded(g: Globals, container_id: str, shared: bool = False) -> Iterator:
+    """The container's state, locked (shared: others may read meanwhile), closed after the block."""
     from . import state
 
-    return state.load(g.root, container_id, shared=shared)
+    c = state.load(g.root, container_id, shared=shared)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 @main.command(context_settings=CONTEXT)
@@ -23,11 +32,8 @@ def pause(g: Globals, container_id: str) -> None:
     """Freeze every process of the container (cgroup freezer)."""
     from . import cgroup_commands
 
-    c = _load(g, container_id)
-    try:
+    with _loaded(g, container_id) as c:
         cgroup_commands.pause(c)
-    finally:
-        c.close()
 
 
 @main.command(context_settings=CONTEXT)
@@ -37,11 +43,8 @@ def resume(g: Globals, container_id: str) -> None:
     """Thaw a paused container."""
     from . import cgroup_commands
 
-    c = _load(g, container_id)
-    try:
+    with _loaded(g, container_id) as c:
         cgroup_commands.resume(c)
-    finally:
-        c.close()
 
 
 _UPDATE_FLAGS = [
@@ -86,11 +89,8 @@ def update(g: Globals, container_id: str, resources_file: str | None, l3_cache_s
     if l3_cache_schema or mem_bw_schema:
         log.warning("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported; ignored")
     resources, source = cgroup_commands.build_update(resources_file, flags)
-    c = _load(g, container_id)
-    try:
+    with _loaded(g, container_id) as c:
         cgroup_commands.update(c, resources, source)
-    finally:
-        c.close()
 
 
 @main.command(context_settings=CONTEXT)
@@ -103,16 +103,13 @@ def events(g: Globals, container_id: str, interval: str, stats: bool) -> None:
     from . import cgroup_commands
 
     every = cgroup_commands.parse_interval(interval)
-    c = _load(g, container_id, shared=True)
-    # a stream may last the container's lifetime: do not hold the state lock meanwhile
-    if not stats:
-        import fcntl
+    with _loaded(g, container_id, shared=True) as c:
+        # a stream may last the container's lifetime: do not hold the state lock meanwhile
+        if not stats:
+            import fcntl
 
-        fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
-    try:
+            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
         cgroup_commands.events(c, every, stats)
-    finally:
-        c.close()
 
 
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -124,8 +121,5 @@ def ps(g: Globals, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> Non
     """List the container's processes (ps -ef by default, or with the given ps(1) options)."""
     from . import cgroup_commands
 
-    c = _load(g, container_id, shared=True)
-    try:
+    with _loaded(g, container_id, shared=True) as c:
         click.echo(cgroup_commands.ps(c, fmt, list(ps_args)), nl=False)
-    finally:
-        c.close()
