@@ -255,15 +255,10 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
                 if pid:  # only the joiner reports it; a second one would come from a hijacked child
                     raise RuntimeFailure("exec: unexpected message from the process")
                 pid = msg["pid"]
-            elif msg.get("seccomp_fd"):  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
+            elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
                 from .security import seccomp
 
                 seccomp.forward(plan.seccomp, msg, pid, state_for_listener)
-            elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener gets it with the state
-                from .security import seccomp
-
-                seccomp.forward(plan.seccomp, msg, pid, {"ociVersion": "1.3.0", "id": plan.container_id,
-                                                         "status": "running", "pid": plan.init_pid})
         if not pid:
             raise RuntimeFailure("exec: the process exited before it was set up")
         return pid
