@@ -7,7 +7,7 @@ from typing import Any
 
 from .._native import ffi, lib
 from ..errors import ConfigError, RuntimeFailure
-from .sched import parse_cpu_list
+from .sched import check_flags, parse_cpu_list
 
 # -1: not known to the kernel headers this was built against (refused as unsupported).
 MODES = {"MPOL_DEFAULT": lib.PR_MPOL_DEFAULT, "MPOL_PREFERRED": lib.PR_MPOL_PREFERRED,
@@ -29,11 +29,7 @@ def check(mp: dict[str, Any] | None, file: str, path: str) -> None:
         raise ConfigError(file, f"{path}.mode", f"unknown memory policy mode {mode!r}")
     if MODES[mode] < 0:
         raise ConfigError(file, f"{path}.mode", f"{mode} is not supported by this build")
-    for i, flag in enumerate(mp.get("flags") or []):
-        if flag not in FLAGS:
-            raise ConfigError(file, f"{path}.flags[{i}]", f"unknown memory policy flag {flag!r}")
-        if FLAGS[flag] < 0:
-            raise ConfigError(file, f"{path}.flags[{i}]", f"{flag} is not supported by this build")
+    check_flags(FLAGS, mp.get("flags"), "memory policy flag", file, f"{path}.flags")
     nodes = mp.get("nodes") or ""
     if mode in NO_NODES:
         if nodes:

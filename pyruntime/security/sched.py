@@ -30,6 +30,15 @@ IO_CLASSES = {"IOPRIO_CLASS_RT": lib.IOPRIO_CLASS_RT, "IOPRIO_CLASS_BE": lib.IOP
 REALTIME = ("SCHED_FIFO", "SCHED_RR")
 
 
+def check_flags(table: dict[str, int], flags: list[str] | None, what: str, file: str, path: str) -> None:
+    """Each flag must be in table (-1 there: unknown to the headers this was built against)."""
+    for i, flag in enumerate(flags or []):
+        if flag not in table:
+            raise ConfigError(file, f"{path}[{i}]", f"unknown {what} {flag!r}")
+        if table[flag] < 0:
+            raise ConfigError(file, f"{path}[{i}]", f"{flag} is not supported by this build")
+
+
 # -- scheduler ---------------------------------------------------------------------------------------
 
 def check_scheduler(s: dict[str, Any] | None, file: str, path: str) -> None:
@@ -40,11 +49,7 @@ def check_scheduler(s: dict[str, Any] | None, file: str, path: str) -> None:
         raise ConfigError(file, f"{path}.policy", f"unknown scheduler policy {policy!r}")
     if policy == "SCHED_ISO" or POLICIES[policy] < 0:
         raise ConfigError(file, f"{path}.policy", f"{policy} is not implemented by this kernel")
-    for i, flag in enumerate(s.get("flags") or []):
-        if flag not in SCHED_FLAGS:
-            raise ConfigError(file, f"{path}.flags[{i}]", f"unknown scheduler flag {flag!r}")
-        if SCHED_FLAGS[flag] < 0:
-            raise ConfigError(file, f"{path}.flags[{i}]", f"{flag} is not supported by this build")
+    check_flags(SCHED_FLAGS, s.get("flags"), "scheduler flag", file, f"{path}.flags")
     prio = s.get("priority", 0)
     if policy in REALTIME:
         lo, hi = os.sched_get_priority_min(POLICIES[policy]), os.sched_get_priority_max(POLICIES[policy])
