@@ -36,7 +36,7 @@ def create_devices(root_fd: int, config: dict[str, Any], userns: bool) -> None:
     for path, spec in wanted.items():
         _make_node(root_fd, path, *spec, userns=userns)
     for target, link in SYMLINKS:
-        _make_symlink(root_fd, target, link)
+        resolve.symlink_in_root(root_fd, target, link)
 
 
 def _make_node(root_fd: int, path: str, dtype: str, major: int, minor: int, mode: int, uid: int, gid: int,
@@ -74,15 +74,3 @@ def _remove_unless(parent: int, name: str, dtype: str, major: int, minor: int) -
         os.rmdir(name, dir_fd=parent)
     else:
         os.unlink(name, dir_fd=parent)
-
-
-def _make_symlink(root_fd: int, target: str, link: str) -> None:
-    parent_path, name = os.path.split(link)
-    parent = resolve.mkdirs_in_root(root_fd, parent_path)
-    try:
-        try:
-            os.symlink(target, name, dir_fd=parent)
-        except FileExistsError:
-            pass
-    finally:
-        os.close(parent)

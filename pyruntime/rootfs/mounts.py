@@ -181,13 +181,7 @@ def mount_cgroupfs(root_fd: int, m: MountSpec, cgroup_paths: dict[str, str], new
         mount_into(root_fd, MountSpec(dest, path, "bind", lib.MS_BIND | lib.MS_REC | base | ro, [], "", True))
         if "," in name:  # cpu,cpuacct is also reachable as cpu and cpuacct
             for alias in name.split(","):
-                link_parent = resolve.mkdirs_in_root(root_fd, m.destination)
-                try:
-                    os.symlink(name, alias, dir_fd=link_parent)
-                except FileExistsError:
-                    pass
-                finally:
-                    os.close(link_parent)
+                resolve.symlink_in_root(root_fd, name, m.destination.rstrip("/") + "/" + alias)
     if ro:
         target = resolve.open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
         try:

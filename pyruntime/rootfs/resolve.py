@@ -74,6 +74,18 @@ def mkdirs_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
         raise
 
 
+def symlink_in_root(root_fd: int, target: str, link: str) -> None:
+    """Create the symlink link -> target inside the rootfs (parents too); an existing entry is kept."""
+    parent_path, name = os.path.split(link)
+    parent = mkdirs_in_root(root_fd, parent_path)
+    try:
+        os.symlink(target, name, dir_fd=parent)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
+
+
 def _dangling_target(dir_fd: int, name: str) -> str:
     """The target of the symlink name in dir_fd (which resolved to nothing)."""
     try:
