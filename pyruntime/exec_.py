@@ -194,7 +194,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             setgroups_allowed=_setgroups_allowed(c.pid), stub_fd=stub_fd, console_fd=console_fd,
             preserve_fds=opts.preserve_fds, no_new_privs=bool(process.get("noNewPrivileges")) or bool(
                 (c.config.get("process") or {}).get("noNewPrivileges")),
-            seccomp=seccomp_prog)
+            seccomp=seccomp_prog, lock_fd=c.dir_fd)
         if not opts.detach:
             prctl.set_child_subreaper(True)  # the process is reparented to us when the joiner exits
         pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "bundle": c.bundle, "annotations": c.annotations})

@@ -62,6 +62,7 @@ class ExecPlan:
     no_new_keyring: bool = False
     seccomp: Any = None
     listen_fd: int = -1  # the stub execs at once (shared with init._arrange_fds)
+    lock_fd: int = -1  # the state dir's flock: closed first thing, so only the runtime holds it
     proc_fd: int = -1  # the host's /proc, opened by the joiner for the LSM attr files
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -69,6 +70,9 @@ class ExecPlan:
 def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in the forked joiner
     """The joiner: enter the container, fork the child, report its pid, exit."""
     try:
+        if plan.lock_fd >= 0:  # joining may block (a frozen cgroup): never with the container locked
+            os.close(plan.lock_fd)
+            plan.lock_fd = -1
         prctl.set_dumpable(False)
         if "oomScoreAdj" in plan.process:  # through the host's /proc, inherited by the child
             with open("/proc/self/oom_score_adj", "w") as f:

@@ -340,6 +340,75 @@ def test_foreground_exec_forwards_signals_and_does_not_hold_the_lock(rt, running
             proc.wait()
 
 
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_exec_process_never_holds_the_state_lock(rt, running, tmp_path, detach):
+    """delete --force takes the state lock exclusively: an exec'd process that runs on (or a child
+    stuck before its exec) must not make it wait."""
+    args = ["exec", *(["--detach"] if detach else []), running, "sleep", "1000"]
+    proc = subprocess.Popen(rt.argv(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _sleepers(rt, running) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _sleepers(rt, running), "the exec'd sleep never ran"
+        if detach:
+            assert proc.wait(timeout=10) == 0
+        t0 = time.monotonic()
+        rt("delete", "--force", running, timeout=20)
+        assert time.monotonic() - t0 < 3, "delete --force waited for the lock"
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _sleepers(rt, cid: str) -> list[int]:  # noqa: ANN001
+    """The container's processes other than its init that run `sleep 1000` after their exec."""
+    out = []
+    for pid in json.loads(rt("ps", "--format", "json", cid).stdout):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd[:2] == [b"sleep", b"1000"] and pid != _init_pid(rt, cid):
+            out.append(pid)
+    return out
+
+
+
+def test_exec_children_never_hold_the_state_lock(rt, running):
+    """A joiner stuck before its exec (here: frozen on joining a paused container's cgroup) after its
+    runtime died must not keep the state lock: delete --force (exclusive lock) must not wait."""
+    freezer = _freezer_state(rt, running)
+    init = _init_pid(rt, running)
+    rt("pause", running)
+    proc = subprocess.Popen(rt.argv("exec", "--ignore-paused", running, "sleep", "1000"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        procs = freezer.with_name("cgroup.procs")
+        deadline = time.monotonic() + 10
+        while len(procs.read_text().split()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        joiner = [int(p) for p in procs.read_text().split() if int(p) != init]
+        assert joiner, "the exec joiner never joined the cgroup"
+        proc.kill()  # the runtime dies; its joiner stays frozen
+        proc.wait()
+        t0 = time.monotonic()
+        done = rt("delete", "--force", running, check=False, timeout=5)
+        assert done.returncode == 0 and time.monotonic() - t0 < 3, done.stderr
+    except subprocess.TimeoutExpired:
+        pytest.fail("delete --force waited for the lock held by a frozen exec child")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if freezer.exists():  # the failure case: let the fixture's delete through
+            freezer.write_text("THAWED")
+
+
 def test_exec_cgroup_flag_joins_a_sub_cgroup(rt, running, tmp_path):
     init = _init_pid(rt, running)
     pids_rel = next(line.split(":", 2)[2] for line in Path(f"/proc/{init}/cgroup").read_text().splitlines()
