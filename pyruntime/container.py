@@ -1,4 +1,4 @@
-"""Lifecycle orchestration: create, start, run, kill, delete (runtime-spec 1.3 "Operations")."""
+"""Lifecycle orchestration: create, start, kill, delete (runtime-spec "Operations"); `run` is runner.py."""
 
 from __future__ import annotations
 
