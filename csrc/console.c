@@ -14,15 +14,6 @@ int pr_pty_peer(int master, int flags)
     return ioctl(master, TIOCGPTPEER, flags);
 }
 
-/* The N of /dev/pts/N (for messages and for the name sent with the master). */
-int pr_pty_number(int master)
-{
-    unsigned int n = 0;
-    if (ioctl(master, TIOCGPTN, &n) < 0)
-        return -1;
-    return (int)n;
-}
-
 int pr_set_winsize(int fd, unsigned int rows, unsigned int cols)
 {
     struct winsize ws = {0};

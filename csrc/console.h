@@ -8,7 +8,6 @@
 #define DEVPTS_SUPER_MAGIC ...
 
 int pr_pty_peer(int master, int flags);
-int pr_pty_number(int master);
 int pr_set_winsize(int fd, unsigned int rows, unsigned int cols);
 long pr_get_winsize(int fd);
 int pr_set_ctty(int fd);

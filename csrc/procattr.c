@@ -87,22 +87,13 @@ int pr_ioprio_set(int which, int who, int ioclass, int level)
     return (int)syscall(SYS_ioprio_set, which, who, IOPRIO_PRIO_VALUE(ioclass, level));
 }
 
-int pr_ioprio_get(int which, int who) { return (int)syscall(SYS_ioprio_get, which, who); }
-int pr_ioprio_class(int value) { return IOPRIO_PRIO_CLASS(value); }
-int pr_ioprio_level(int value) { return IOPRIO_PRIO_DATA(value); }
 
 long pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
 {
     return syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
 }
 
-long pr_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode)
-{
-    return syscall(SYS_get_mempolicy, mode, nodemask, maxnode, NULL, 0);
-}
-
 int pr_ulong_bits(void) { return (int)(8 * sizeof(unsigned long)); }
-long pr_personality_get(void) { return personality(0xffffffff); }
 
 /* Keyrings (tests make a session keyring visible to its possessor only, to tell whose it is). */
 long pr_keyctl_setperm(int id, unsigned int perm) { return syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm); }

@@ -39,12 +39,7 @@
 int pr_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice, unsigned int priority,
                      unsigned long long runtime, unsigned long long deadline, unsigned long long period);
 int pr_ioprio_set(int which, int who, int ioclass, int level);
-int pr_ioprio_get(int which, int who);
-int pr_ioprio_class(int value);
-int pr_ioprio_level(int value);
 long pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
-long pr_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode);
 int pr_ulong_bits(void);
-long pr_personality_get(void);
 long pr_keyctl_setperm(int id, unsigned int perm);
 int pr_cap_value(const char *name);

@@ -46,7 +46,6 @@
 uint32_t pr_scmp_act_errno(uint32_t err) { return SCMP_ACT_ERRNO(err); }
 uint32_t pr_scmp_act_trace(uint32_t msg) { return SCMP_ACT_TRACE(msg); }
 uint32_t pr_scmp_arch_resolve(const char *name) { return seccomp_arch_resolve_name(name); }
-uint32_t pr_scmp_arch_native(void) { return seccomp_arch_native(); }
 int pr_scmp_resolve_syscall(const char *name) { return seccomp_syscall_resolve_name(name); }
 unsigned int pr_scmp_api_level(void) { return seccomp_api_get(); }
 
@@ -113,11 +112,6 @@ long pr_seccomp_load_bpf(const void *insns, size_t size, unsigned long flags)
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
 
-long pr_seccomp_action_avail(uint32_t action)
-{
-    return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action);
-}
-
 int pr_seccomp_notif_recv(int fd, uint64_t *id, uint32_t *pid, int *nr, uint32_t *arch, uint64_t *args)
 {
     struct seccomp_notif req;
@@ -144,4 +138,3 @@ int pr_seccomp_notif_respond(int fd, uint64_t id, int64_t val, int32_t error, ui
     return ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
-int pr_seccomp_notif_id_valid(int fd, uint64_t id) { return ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id); }

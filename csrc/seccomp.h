@@ -29,7 +29,6 @@
 uint32_t pr_scmp_act_errno(uint32_t err);
 uint32_t pr_scmp_act_trace(uint32_t msg);
 uint32_t pr_scmp_arch_resolve(const char *name);
-uint32_t pr_scmp_arch_native(void);
 int pr_scmp_resolve_syscall(const char *name);
 unsigned int pr_scmp_api_level(void);
 
@@ -41,8 +40,6 @@ int pr_scmp_rule_add(void *ctx, uint32_t action, int syscall, unsigned int n, co
 int pr_scmp_export_bpf(void *ctx, int fd);
 
 long pr_seccomp_load_bpf(const void *insns, size_t size, unsigned long flags);
-long pr_seccomp_action_avail(uint32_t action);
 
 int pr_seccomp_notif_recv(int fd, uint64_t *id, uint32_t *pid, int *nr, uint32_t *arch, uint64_t *args);
 int pr_seccomp_notif_respond(int fd, uint64_t id, int64_t val, int32_t error, uint32_t flags);
-int pr_seccomp_notif_id_valid(int fd, uint64_t id);

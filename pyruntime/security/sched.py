@@ -103,16 +103,6 @@ def apply_io_priority(io: dict[str, Any] | None) -> None:
                              f"{os.strerror(ffi.errno).lower()}")
 
 
-def get_io_priority(pid: int) -> tuple[str, int]:
-    """(class name, level) of a process, for callers that check the result."""
-    value = lib.pr_ioprio_get(lib.IOPRIO_WHO_PROCESS, pid)
-    if value < 0:
-        raise OSError(ffi.errno, os.strerror(ffi.errno))
-    cls = lib.pr_ioprio_class(value)
-    names = {v: k for k, v in IO_CLASSES.items()}
-    return names.get(cls, "IOPRIO_CLASS_NONE"), lib.pr_ioprio_level(value)
-
-
 # -- CPU affinity (execCPUAffinity: for processes joining a container, not for its init) ----------------
 
 def parse_cpu_list(text: str) -> set[int]:
