@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,17 @@ def evil_rootfs(tmp_path: Path) -> Path:
     dest = tmp_path / "evil-rootfs"
     subprocess.run(["cp", "-a", str(ROOTFS), str(dest)], check=True)
     return dest
+
+
+@pytest.fixture
+def userns_rootfs(evil_rootfs: Path) -> Iterator[Path]:
+    """The evil rootfs moved where a user namespace's root can reach it (pytest's tmp is 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="prt-userns-", dir="/tmp"))
+    top.chmod(0o755)
+    dest = top / "rootfs"
+    subprocess.run(["cp", "-a", str(evil_rootfs), str(dest)], check=True)
+    yield dest
+    shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture

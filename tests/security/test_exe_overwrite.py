@@ -9,9 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from _attack import (  # noqa: F401 - fixtures
     host_untouched,
     over_privileged,
     own_inodes,
+    userns_rootfs,
     wait_file,
 )
 
@@ -189,17 +188,6 @@ def test_stub_rejects_writes_to_itself_from_inside(rt, evil_bundle, evil_rootfs,
     assert "WRITTEN" not in proc.stdout
     # /attacker itself is the container's own file, busy while it runs
     assert "Text file busy" in proc.stdout
-
-
-@pytest.fixture
-def userns_rootfs(evil_rootfs: Path) -> Iterator[Path]:
-    """The evil rootfs moved where a user namespace's root can reach it (pytest's tmp is 0700)."""
-    top = Path(tempfile.mkdtemp(prefix="prt-userns-", dir="/tmp"))
-    top.chmod(0o755)
-    dest = top / "rootfs"
-    subprocess.run(["cp", "-a", str(evil_rootfs), str(dest)], check=True)
-    yield dest
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def test_user_namespaced_container_cannot_reach_joining_init(rt, make_bundle, userns_rootfs, attacker_bin, cid):

@@ -4,33 +4,17 @@ make the init skip setgroups() and the container's process keep the runtime's ow
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
-import pytest
-from _attack import evil_rootfs, host_untouched  # noqa: F401 - fixtures
+from _attack import evil_rootfs, host_untouched, userns_rootfs  # noqa: F401 - fixtures
 
 
-@pytest.fixture
-def reachable_rootfs(evil_rootfs: Path):  # noqa: ANN201 - a rootfs a user namespace's root can reach
-    top = Path(tempfile.mkdtemp(prefix="prt-userns-", dir="/tmp"))
-    top.chmod(0o755)
-    dest = top / "rootfs"
-    subprocess.run(["cp", "-a", str(evil_rootfs), str(dest)], check=True)
-    yield dest
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def test_fake_setgroups_in_a_mount_over_proc_self(rt, make_bundle, reachable_rootfs, cid):
-    fake = reachable_rootfs.parent / "fake-proc-1"
+def test_fake_setgroups_in_a_mount_over_proc_self(rt, make_bundle, userns_rootfs, cid):
+    fake = userns_rootfs.parent / "fake-proc-1"
     fake.mkdir()
     (fake / "setgroups").write_text("deny\n")
     fake.chmod(0o755)
 
     def edit(config: dict) -> None:
-        config["root"] = {"path": str(reachable_rootfs), "readonly": True}
+        config["root"] = {"path": str(userns_rootfs), "readonly": True}
         config["linux"]["namespaces"].append({"type": "user"})
         config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
