@@ -104,17 +104,22 @@ def test_foreground_run_reaps_its_children_and_leaks_no_fds(rt, make_bundle, cid
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
+def _delete_force_within(rt, cid: str, limit: float, what: str = "") -> None:
+    """delete --force, timed: it must take less than limit seconds."""
+    t0 = time.monotonic()
+    rt("delete", "--force", cid)
+    took = time.monotonic() - t0
+    print(f"delete --force{' ' + what if what else ''}: {took * 1000:.0f} ms")
+    assert took < limit, f"delete --force took {took:.2f}s"
+
+
 def test_delete_force_is_fast_and_idempotent(rt, make_bundle, cid, cgroup_parent, tmp_path):
     tag = new_tag()
     script = "trap '' TERM HUP INT; for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; wait"
     bundle = make_bundle(["sh", "-c", script], edit=lambda c: tag_config(c, tag))
     rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
     wait_until(lambda: len(_cgroup_pids(cgroup_parent)) >= 9, what="9 processes in the container")
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force: {took * 1000:.0f} ms")
-    assert took < 1.5, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 1.5)
     for _ in range(3):
         rt("delete", "--force", cid)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
@@ -128,11 +133,7 @@ def test_delete_force_after_a_killed_create_is_fast(rt, make_bundle, cid, cgroup
               check=False)
     assert proc.returncode == -9
     assert len(_cgroup_pids(cgroup_parent)) == 1  # the stub, waiting in accept(), now an orphan
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force: {took * 1000:.0f} ms")
-    assert took < 1.5, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 1.5)
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
@@ -160,11 +161,7 @@ def test_delete_force_with_an_orphaned_exec_process_is_fast(rt, make_bundle, cid
     finally:
         execer.kill()
         execer.wait()
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force with an orphaned exec child: {took * 1000:.0f} ms")
-    assert took < 1.0, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 1.0, "with an orphaned exec child")
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
@@ -195,11 +192,7 @@ def test_delete_force_stops_a_fork_loop(rt, make_bundle, cid, cgroup_parent, tmp
     bundle = make_bundle(["sh", "-c", "trap '' TERM; while :; do (sleep 1000 &) 2>/dev/null; done"], edit=edit)
     rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
     wait_until(lambda: len(_cgroup_pids(cgroup_parent)) >= 150, what="150 processes")
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force of a fork loop: {took * 1000:.0f} ms")
-    assert took < 3.0, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 3.0, "of a fork loop")
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
@@ -210,11 +203,7 @@ def test_delete_force_of_a_paused_container(rt, make_bundle, cid, cgroup_parent,
     rt("run", "--detach", "--bundle", str(bundle), cid, env=tagged_env(tag))
     rt("pause", cid)
     assert rt.state(cid)["status"] == "paused"
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force of a paused container: {took * 1000:.0f} ms")
-    assert took < 1.5, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 1.5, "of a paused container")
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
@@ -237,9 +226,5 @@ def test_delete_force_removes_sub_cgroups_the_container_made(rt, make_bundle, ci
         sub = Path(f"/sys/fs/cgroup/{h}{cgroup_parent}/nest/sub/inner")
         for pid in moved:
             (sub / "cgroup.procs").write_text(pid)
-    t0 = time.monotonic()
-    rt("delete", "--force", cid)
-    took = time.monotonic() - t0
-    print(f"delete --force with sub-cgroups: {took * 1000:.0f} ms")
-    assert took < 1.5, f"delete --force took {took:.2f}s"
+    _delete_force_within(rt, cid, 1.5, "with sub-cgroups")
     assert_clean(rt, tag, cgroup_parent, tmp_path)
