@@ -1,4 +1,4 @@
-"""The container's init: the whole setup sequence, in order, in one function (run).
+"""The container's init: the whole setup sequence, in order, in one function (_setup, called by run).
 
 It runs in the process forked inside the new namespaces, as root, with every module it will ever
 use already imported. After pivot_root it refuses imports (an import would read files from the
