@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
 import array
 import json
 import os
-import socket
 from typing import Any
 
 MAX_FDS = 4

@@ -1,28 +1,28 @@
 """The container's init: the whole setup sequence, in order, in one function (_setup, called by run).
 
 It runs in the process forked inside the new namespaces, as root, with every module it will ever
-use already imported. After pivot_root it refuses imports (an import would read files from the
+use already imported (the optional ones by the runtime: preload). After pivot_root it refuses imports (an import would read files from the
 container's rootfs). It ends by executing the init stub from a sealed memfd, which waits for
 `start` and then executes the user's program.
 """
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
 import fcntl
 import os
-import socket
 import stat
 import sys
 from typing import TYPE_CHECKING, Any
 
-import prctl
+import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import console, hooks, native
+from .. import hooks, native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
 from ..rootfs import devices, mounts, paths, pivot, resolve
-from ..security import caps, identity, lsm, numa, personality, rlimits, sched, seccomp, sysctl
+from ..security import caps, identity
 from . import stub
 from .channel import Channel
 
@@ -30,6 +30,32 @@ if TYPE_CHECKING:
     from .spawn import InitPlan
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Modules the init (and exec's children, setns_init.py) use only for some configs, by the key that
+# needs them. The runtime imports those a config needs before it forks (preload); the init imports
+# them where it uses them, from sys.modules (no file is read). One missed here is refused after
+# pivot_root (block_imports), never read from the rootfs. tests/unit/test_preload.py checks both.
+OPTIONAL_BY_PROCESS_KEY = {"oomScoreAdj": "sched", "scheduler": "sched", "ioPriority": "sched",
+                           "execCPUAffinity": "sched", "apparmorProfile": "lsm", "selinuxLabel": "lsm",
+                           "rlimits": "rlimits"}
+OPTIONAL_BY_LINUX_KEY = {"seccomp": "seccomp", "sysctl": "sysctl", "personality": "personality",
+                         "memoryPolicy": "numa"}
+
+
+def optional_modules(process: dict[str, Any], linux: dict[str, Any]) -> set[str]:
+    """The optional modules this process and config use (the terminal's too: pyruntime.console)."""
+    names = {f"pyruntime.security.{m}" for k, m in OPTIONAL_BY_PROCESS_KEY.items() if process.get(k) is not None}
+    names |= {f"pyruntime.security.{m}" for k, m in OPTIONAL_BY_LINUX_KEY.items() if linux.get(k) is not None}
+    if process.get("terminal"):
+        names.add("pyruntime.console")
+    return names
+
+
+def preload(process: dict[str, Any], linux: dict[str, Any]) -> None:
+    """In the runtime, before it forks: import what optional_modules names (a bare config imports
+    none of seccomp, console, LSM, scheduler, NUMA, personality, sysctl, rlimits)."""
+    for name in sorted(optional_modules(process, linux)):
+        __import__(name)
 
 
 def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the forked init
@@ -68,15 +94,21 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     userns = "user" in plan.namespaces
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
     setgroups_ok = not userns or _setgroups_allowed()
-    prctl.set_dumpable(False)  # host Python runs in the container's namespaces: no ptrace, no /proc peeking
-    prctl.set_pdeathsig(0)
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)  # host Python in the container's namespaces: no ptrace, no /proc peeking
+    _prctl.prctl(_prctl.PR_SET_PDEATHSIG, 0)
     os.umask(0)
     os.setsid()
 
-    sched.apply_oom_score_adj(process.get("oomScoreAdj"))
-    # AppArmor/SELinux labels for the next exec, written now through the host's /proc: the container's
-    # /proc could be faked by a mount over it (CVE-2019-16884).
-    lsm.apply_exec_labels(process)
+    if process.get("oomScoreAdj") is not None:
+        from ..security import sched  # preloaded, as every import in this module's functions
+
+        sched.apply_oom_score_adj(process["oomScoreAdj"])
+    if process.get("apparmorProfile") or process.get("selinuxLabel"):
+        from ..security import lsm
+
+        # AppArmor/SELinux labels for the next exec, written now through the host's /proc: the
+        # container's /proc could be faked by a mount over it (CVE-2019-16884).
+        lsm.apply_exec_labels(process)
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
     root_fd = -1
@@ -126,6 +158,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
     start_state = _hook_state(plan, "created") if hooks_cfg.get("startContainer") else None  # host pid: now
     if plan.console_fd >= 0 and plan.late_pid_fd < 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
+        from .. import console
+
         pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
@@ -158,14 +192,22 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             native.join_session_keyring(None)
         except OSError:
             pass  # keyrings disabled or not permitted (runc ignores this too)
-    sched.apply_scheduler(process.get("scheduler"))  # real-time policies/negative nice: CAP_SYS_NICE
-    sched.apply_io_priority(process.get("ioPriority"))  # IOPRIO_CLASS_RT: CAP_SYS_ADMIN
-    rlimits.apply(process.get("rlimits"))  # raising a hard limit needs CAP_SYS_RESOURCE
+    if process.get("scheduler") is not None or process.get("ioPriority") is not None:
+        from ..security import sched
+
+        sched.apply_scheduler(process.get("scheduler"))  # real-time policies/negative nice: CAP_SYS_NICE
+        sched.apply_io_priority(process.get("ioPriority"))  # IOPRIO_CLASS_RT: CAP_SYS_ADMIN
+    if process.get("rlimits"):
+        from ..security import rlimits
+
+        rlimits.apply(process["rlimits"])  # raising a hard limit needs CAP_SYS_RESOURCE
     env = _environment(process, plan)
     user = process.get("user") or {}
     listen_fd = _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
+    if plan.seccomp is not None:
+        from ..security import seccomp
     seccomp_late = plan.seccomp is None or seccomp.can_load_late(process, plan.cap_sets)
     if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
         seccomp.load(plan.seccomp, chan)
@@ -175,9 +217,15 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     check_cwd_inside(process["cwd"])  # CVE-2024-21626
     path = find_executable(process["args"][0], env)
     if process.get("noNewPrivileges"):
-        prctl.set_no_new_privs(1)
-    personality.apply(linux.get("personality"))
-    numa.apply(linux.get("memoryPolicy"))
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+    if linux.get("personality") is not None:
+        from ..security import personality
+
+        personality.apply(linux["personality"])
+    if linux.get("memoryPolicy") is not None:
+        from ..security import numa
+
+        numa.apply(linux["memoryPolicy"])
     os.umask(user.get("umask", 0o022))
     if plan.seccomp is not None and seccomp_late:
         # As late as possible: after this only write (ready), the exec of the stub, and the stub's
@@ -267,6 +315,8 @@ def _fork_into_pid_namespace(plan: InitPlan, chan: Channel, pid_pipe: tuple[int,
     os.close(r)
     os.setsid()
     if plan.console_fd >= 0:
+        from .. import console
+
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             console.attach_pty(root, plan.console_fd, plan.config["process"])
@@ -299,6 +349,8 @@ def _hook_state(plan: InitPlan, status: str) -> dict[str, Any]:
 
 
 def _write_sysctls(root_fd: int, sysctls: dict[str, str]) -> None:
+    from ..security import sysctl
+
     for key, value in sysctls.items():
         rel = "proc/sys/" + sysctl.proc_path(key)
         try:

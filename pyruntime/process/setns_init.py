@@ -12,17 +12,17 @@ not dumpable and import nothing once they have left the host's mount namespace.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
 import os
-import socket
 from typing import Any
 
-import prctl
+import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import cgroups, console, native
+from .. import cgroups, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
-from ..security import identity, lsm, rlimits, sched
+from ..security import identity
 from .channel import Channel
 from .init import (
     _arrange_fds,
@@ -33,13 +33,9 @@ from .init import (
     check_cwd_inside,
     describe,
     find_executable,
+    preload,
 )
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
-
-try:  # the process-security area's module (optional until it exists)
-    from ..security import seccomp as _seccomp
-except ImportError:  # pragma: no cover
-    _seccomp = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -67,21 +63,31 @@ class ExecPlan:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def preload_for(plan: ExecPlan) -> None:
+    """In the runtime, before it forks: the optional modules the children use for this process
+    (init.preload; of the container's linux section they use only the filter)."""
+    preload(plan.process, {"seccomp": plan.seccomp})
+
+
 def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in the forked joiner
     """The joiner: enter the container, fork the child, report its pid, exit."""
     try:
         if plan.lock_fd >= 0:  # joining may block (a frozen cgroup): never with the container locked
             os.close(plan.lock_fd)
             plan.lock_fd = -1
-        prctl.set_dumpable(False)
+        _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         if "oomScoreAdj" in plan.process:  # through the host's /proc, inherited by the child
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(plan.process["oomScoreAdj"]))
         affinity = plan.process.get("execCPUAffinity") or {}
-        sched.apply_cpu_affinity(affinity.get("initial"))  # before the cgroup (whose cpuset may reset it)
+        if affinity:
+            from ..security import sched  # preloaded, as every import in this module's functions
+
+            sched.apply_cpu_affinity(affinity.get("initial"))  # before the cgroup (whose cpuset may reset it)
         if plan.cgroup_paths:
             cgroups.join(plan.cgroup_paths)
-        sched.apply_cpu_affinity(affinity.get("final"))  # inherited by the child
+        if affinity:
+            sched.apply_cpu_affinity(affinity.get("final"))  # inherited by the child
         high = 4 + plan.preserve_fds
         chan = Channel(socket.socket(fileno=_move_high(chan.sock.detach(), high)))
         plan.stub_fd = _move_high(plan.stub_fd, high)
@@ -165,16 +171,20 @@ def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
     """A session of its own, the terminal, the filter (unless loaded before the user change), then
     the stub."""
     try:
-        prctl.set_dumpable(False)
+        _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         os.setsid()
         if plan.console_fd >= 0:
+            from .. import console
+
             root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the container's root
             try:
                 console.attach_pty(root, plan.console_fd, plan.process)
             finally:
                 os.close(root)
-        if plan.seccomp is not None and _seccomp is not None and seccomp_late:
-            _seccomp.load(plan.seccomp, chan)
+        if plan.seccomp is not None and seccomp_late:
+            from ..security import seccomp
+
+            seccomp.load(plan.seccomp, chan)
         chan.send(ready=True)
         os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
     except BaseException as e:  # noqa: BLE001
@@ -190,6 +200,8 @@ def _apply_labels(plan: ExecPlan) -> None:
     CVE-2019-16884 class). LSM availability was decided in the runtime, on the host."""
     if plan.proc_fd < 0:
         return
+    from ..security import lsm
+
     process = plan.process
     try:
         profile = process.get("apparmorProfile")
@@ -233,24 +245,33 @@ def _setup(plan: ExecPlan, chan: Channel) -> tuple[str, dict[str, str], bool]:
             native.join_session_keyring(None)
         except OSError:
             pass
-    sched.apply_scheduler(process.get("scheduler"))  # while root: CAP_SYS_NICE
-    sched.apply_io_priority(process.get("ioPriority"))
-    rlimits.apply(process.get("rlimits"))
+    if process.get("scheduler") is not None or process.get("ioPriority") is not None:
+        from ..security import sched
+
+        sched.apply_scheduler(process.get("scheduler"))  # while root: CAP_SYS_NICE
+        sched.apply_io_priority(process.get("ioPriority"))
+    if process.get("rlimits"):
+        from ..security import rlimits
+
+        rlimits.apply(process["rlimits"])
     _apply_labels(plan)
     env = _environment(process, plan)
     user = process.get("user") or {}
     cwd = process["cwd"]
     _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
-    seccomp_late = plan.seccomp is None or _seccomp is None or _seccomp.can_load_late(
-        dict(process, noNewPrivileges=plan.no_new_privs), plan.cap_sets)
-    if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
-        _seccomp.load(plan.seccomp, chan)
+    seccomp_late = True
+    if plan.seccomp is not None:
+        from ..security import seccomp
+
+        seccomp_late = seccomp.can_load_late(dict(process, noNewPrivileges=plan.no_new_privs), plan.cap_sets)
+        if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
+            seccomp.load(plan.seccomp, chan)
     _chdir(cwd)
     identity.switch_user(user, plan.cap_sets, plan.setgroups_allowed)
     _chdir(cwd)
     check_cwd_inside(cwd)  # CVE-2024-21626
     path = find_executable(plan.args[0], env)
     if plan.no_new_privs:
-        prctl.set_no_new_privs(1)
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     os.umask(user.get("umask", 0o022))
     return path, env, seccomp_late

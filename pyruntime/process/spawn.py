@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import prctl
+import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
 from .. import cgroups, hooks, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
-from ..security import seccomp
 from . import init as init_mod
 from .channel import Channel
 
@@ -58,6 +57,7 @@ class InitPlan:
 
 def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     """Start the container's init and wait until it is set up and waiting; return its pid."""
+    init_mod.preload(plan.config["process"], plan.config.get("linux") or {})  # the init cannot import
     parent, child = Channel.pair()
     pid1 = os.fork()
     if pid1 == 0:  # pragma: no cover - runs in the child
@@ -100,6 +100,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
                 checkpoint("spawn:hooks-done")
                 parent.send(ok=True)
             elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener gets it with the state
+                from ..security import seccomp
+
                 seccomp.forward(plan.seccomp, msg, init_pid, dict(state_for_hooks, pid=init_pid, status="creating"))
             elif "ready" in msg:
                 ready = True
@@ -135,7 +137,7 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
     try:
         # Not dumpable from here on (inherited by the init across fork): a process of the container
         # that can see the init (a shared pid namespace) must not reach its memory, exe or map_files.
-        prctl.set_dumpable(False)
+        _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         if plan.lock_fd >= 0:  # a container whose runtime died must not stay locked by its init
             os.close(plan.lock_fd)
         if plan.cgroup_paths:
@@ -159,11 +161,11 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             os.setresuid(0, 0, 0)
         if "user" in new:
             native.unshare(lib.CLONE_NEWUSER)
-            prctl.set_dumpable(True)  # newuidmap/newgidmap check who owns /proc/<pid> (as runc does)
+            _prctl.prctl(_prctl.PR_SET_DUMPABLE, 1)  # newuidmap/newgidmap check who owns /proc/<pid> (as runc does)
             chan.send(userns=os.getpid())
             if not (chan.recv() or {}).get("ok"):
                 os._exit(1)
-            prctl.set_dumpable(False)
+            _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         flags = 0

@@ -9,20 +9,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import lsm, numa, personality, sched, sysctl
+# Each module is imported only when the config uses its feature: the runtime imports nothing the
+# init will not need (process/init.py: preload).
 
 
 def check_process(process: dict[str, Any], file: str, path: str = "process") -> None:
-    sched.check_scheduler(process.get("scheduler"), file, f"{path}.scheduler")
-    sched.check_io_priority(process.get("ioPriority"), file, f"{path}.ioPriority")
-    sched.check_cpu_affinity(process.get("execCPUAffinity"), file, f"{path}.execCPUAffinity")
-    lsm.check_process(process, file, path)
+    if any(process.get(k) is not None for k in ("scheduler", "ioPriority", "execCPUAffinity")):
+        from . import sched
+
+        sched.check_scheduler(process.get("scheduler"), file, f"{path}.scheduler")
+        sched.check_io_priority(process.get("ioPriority"), file, f"{path}.ioPriority")
+        sched.check_cpu_affinity(process.get("execCPUAffinity"), file, f"{path}.execCPUAffinity")
+    if process.get("apparmorProfile") or process.get("selinuxLabel"):
+        from . import lsm
+
+        lsm.check_process(process, file, path)
 
 
 def check_config(config: dict[str, Any], namespaces: dict[str, str | None], file: str) -> None:
     check_process(config["process"], file)
     linux = config.get("linux") or {}
-    sysctl.check(config, namespaces, file)
-    personality.check(linux.get("personality"), file, "linux.personality")
-    numa.check(linux.get("memoryPolicy"), file, "linux.memoryPolicy")
-    lsm.check_mount_label(linux, file)
+    if linux.get("sysctl"):
+        from . import sysctl
+
+        sysctl.check(config, namespaces, file)
+    if linux.get("personality") is not None:
+        from . import personality
+
+        personality.check(linux["personality"], file, "linux.personality")
+    if linux.get("memoryPolicy") is not None:
+        from . import numa
+
+        numa.check(linux["memoryPolicy"], file, "linux.memoryPolicy")
+    if linux.get("mountLabel"):
+        from . import lsm
+
+        lsm.check_mount_label(linux, file)
