@@ -1,6 +1,8 @@
 /* Process attributes the spec sets on the container process (issue 3): scheduler (sched_setattr),
- * I/O priority (ioprio_set), NUMA memory policy (set_mempolicy), personality. Constants come from the
- * build host's headers; PR_HAVE_* / -1 values mark what those headers do not define. */
+ * I/O priority (ioprio_set), NUMA memory policy (set_mempolicy), personality constants (the call is
+ * pr_personality in native.h); also the session keyring's permissions (keyctl) and capability numbers
+ * by name. Constants come from the build host's headers; PR_HAVE_* / -1 values mark what those headers
+ * do not define. */
 
 #define SCHED_OTHER ...
 #define SCHED_FIFO ...
