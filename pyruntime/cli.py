@@ -17,8 +17,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class Globals:
-    def __init__(self, root: str, systemd_cgroup: bool, debug: bool) -> None:
-        self.root, self.systemd_cgroup, self.debug = root, systemd_cgroup, debug
+    def __init__(self, root: str, systemd_cgroup: bool, debug: bool, criu: str = "criu") -> None:
+        self.root, self.systemd_cgroup, self.debug, self.criu = root, systemd_cgroup, debug, criu
 
 
 @click.group(context_settings=CONTEXT)
@@ -40,7 +40,7 @@ def main(ctx: click.Context, root: str | None, log_path: str | None, log_format:
     log.configure(log_path, log_format, debug)
     if rootless == "true" and os.geteuid() == 0:
         log.warning("--rootless=true as root: running as root anyway")
-    ctx.obj = Globals(os.path.abspath(root) if root else default_root(), systemd_cgroup, debug)
+    ctx.obj = Globals(os.path.abspath(root) if root else default_root(), systemd_cgroup, debug, criu)
 
 
 def _create_options(f):  # noqa: ANN001, ANN202 - click decorator stack shared by create and run
@@ -245,7 +245,7 @@ def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_runn
     c = state_mod.load(g.root, container_id)
     try:
         cp.checkpoint(c, cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"),
-                                        leave_running=leave_running, **kw))
+                                        leave_running=leave_running, **kw), criu=g.criu)
     finally:
         c.close()
 
@@ -263,7 +263,7 @@ def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, 
     from . import checkpoint as cp
     from .errors import RuntimeFailure
 
-    cp.criu_usable()  # before anything is created: a host without CRIU leaves nothing behind
+    cp.criu_usable(g.criu)  # before anything is created: a host without CRIU leaves nothing behind
     raise RuntimeFailure("restore is not implemented yet for hosts where CRIU works (see README)")
 
 

@@ -79,6 +79,8 @@ def check_config(config: Any, file: str) -> None:
         seen.add(ns["type"])
         if ns.get("path") and not os.path.isabs(ns["path"]):
             raise ConfigError(file, f"linux.namespaces[{i}].path", "must be an absolute path")
+    if linux.get("intelRdt") is not None:  # runc refuses it too where RDT is not supported
+        raise ConfigError(file, "linux.intelRdt", "Intel RDT is not supported by pyruntime")
     if linux.get("timeOffsets") and "time" not in seen:
         raise ConfigError(file, "linux.timeOffsets", "requires a new time namespace")
     prop = linux.get("rootfsPropagation")

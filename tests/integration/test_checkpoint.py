@@ -30,3 +30,12 @@ def test_checkpoint_reports_why_criu_cannot_work_and_leaves_container_running(rt
 def test_checkpoint_of_unknown_container(rt):
     proc = rt("checkpoint", "nosuch", check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_criu_binary_from_the_global_flag(rt, make_bundle, cid, tmp_path):
+    rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid)
+    missing = str(tmp_path / "no-criu-here")
+    proc = rt("--criu", missing, "checkpoint", "--image-path", str(tmp_path / "img"), cid, check=False)
+    assert proc.returncode == 1 and f"{missing} not found" in proc.stderr
+    assert rt.state(cid)["status"] == "running"
+    rt("delete", "--force", cid)

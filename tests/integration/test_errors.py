@@ -125,6 +125,7 @@ _DELETE = object()
     ("linux.rootfsPropagation", "sideways", "unknown propagation"),
     ("linux.timeOffsets", {"boottime": {"secs": 1}}, "time namespace"),
     ("linux.cgroupsPath", "/a/../../b", "cgroupsPath"),
+    ("linux.intelRdt", {"closID": "x"}, "Intel RDT is not supported"),
     ("hooks.prestart", [{"path": "relative/hook"}], "absolute"),
     ("hooks.poststop", [{"args": ["x"]}], "required field is missing"),
 ])
