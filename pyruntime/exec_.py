@@ -197,7 +197,8 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             seccomp=seccomp_prog, lock_fd=c.dir_fd)
         if not opts.detach:
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us when the joiner exits
-        pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "bundle": c.bundle, "annotations": c.annotations})
+        pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "status": "running", "pid": c.pid,
+                            "bundle": c.bundle, "annotations": c.annotations})
         for fd in fds:
             os.close(fd)
         fds.clear()

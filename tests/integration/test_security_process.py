@@ -279,6 +279,53 @@ def test_seccomp_notify_listener_gets_the_fd_and_answers(rt, make_bundle, cid, t
     assert out.split()[-1] == "a"  # only /tmp/a exists
 
 
+def test_seccomp_notify_listener_gets_the_exec_process_state(rt, make_bundle, cid, tmp_path):
+    """exec's process runs under the container's filter: its own notify fd reaches the listener with the
+    container's state (status and the init's pid, as the spec asks) and the process's own pid."""
+    sock_path = str(tmp_path / "listener.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(4)
+    server.settimeout(30)
+    states: list[dict[str, Any]] = []
+
+    def answer(fd: int) -> None:  # let every notified call go on
+        try:
+            while select.select([fd], [], [], 20)[0]:
+                id_, pid, nr, arch = ffi.new("uint64_t*"), ffi.new("uint32_t*"), ffi.new("int*"), ffi.new("uint32_t*")
+                if lib.pr_seccomp_notif_recv(fd, id_, pid, nr, arch, ffi.new("uint64_t[6]")) < 0:
+                    return
+                lib.pr_seccomp_notif_respond(fd, id_[0], 0, 0, lib.SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+        finally:
+            os.close(fd)
+
+    def listen() -> None:
+        for _ in range(2):  # the init's filter at create, then exec's
+            conn, _ = server.accept()
+            with conn:
+                data, anc, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4))
+                fds = array.array("i")
+                fds.frombytes(anc[0][2][: fds.itemsize])
+                states.append(json.loads(data))
+            threading.Thread(target=answer, args=(fds[0],), daemon=True).start()
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock_path,
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    rt("run", "-d", "--bundle", str(make_bundle(["sleep", "60"], edit=with_seccomp(profile))), cid)
+    init_pid = rt.state(cid)["pid"]
+    out = rt("exec", cid, "sh", "-c", "mkdir /tmp/x && echo made").stdout
+    t.join(30)
+    server.close()
+    rt("delete", "--force", cid)
+    assert out == "made\n"
+    assert len(states) == 2
+    exec_state = states[1]
+    assert exec_state["state"]["status"] == "running" and exec_state["state"]["pid"] == init_pid
+    assert exec_state["state"]["id"] == cid and exec_state["pid"] not in (0, init_pid)
+
+
 def test_seccomp_notify_listener_unreachable_fails_create_cleanly(rt, make_bundle, cid, tmp_path):
     profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "nobody.sock"),
                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
