@@ -81,14 +81,20 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
 
     c = state.create(root, container_id)  # first: a taken ID is "already exists", whatever else is wrong
+    try:  # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
+        cgroup_lock = cgroups.claim(cgroup_paths) if cgroup_paths else -1
+    except BaseException:
+        c.remove()
+        raise
     in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
     if in_use:  # sharing it would make this container's delete (or failed create) kill the other's
+        os.close(cgroup_lock)
         c.remove()
         raise ConfigError(file, "linux.cgroupsPath", f"cgroup {next(iter(cgroup_paths.values()))} is in use "
                           f"({len(in_use)} processes): another container's?")
     c.bundle, c.annotations, c.config = bundle, config.get("annotations") or {}, _kept_config(config)
     c.cgroup_paths = cgroup_paths
-    fds: list[int] = []
+    fds: list[int] = [cgroup_lock] if cgroup_lock >= 0 else []
     try:
         c.save()  # a create killed from here on is cleaned by `delete --force`
         _checkpoint("create:saved")
@@ -113,7 +119,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
             listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
-            extra_env=extra_env, lock_fd=c.dir_fd, idmap_trees=idmap_trees)
+            extra_env=extra_env, lock_fd=c.dir_fd, cgroup_lock_fd=cgroup_lock, idmap_trees=idmap_trees)
         pid = spawn_mod.spawn(plan, _hook_base_state(c))
         c.pid = pid
         stat = state.proc_stat(pid)

@@ -91,6 +91,34 @@ def create(paths: dict[str, str]) -> None:
         _mkdir_p(mount_point, path, unified_host)
 
 
+def claim(paths: dict[str, str]) -> int:
+    """Make the cgroup in one fixed hierarchy and flock it exclusively; returns the fd. Creates that
+    share a cgroupsPath hold it from their in-use check until their init has joined, so two of them
+    can never both find it empty."""
+    import fcntl
+
+    path = _tracking_order(paths)[0]
+    mount_point = next(m for m, p in paths.items() if p == path)
+    unified_host = list(paths) == [m for m in paths if os.path.exists(f"{m}/cgroup.controllers")]
+    for _attempt in range(20):
+        _mkdir_p(mount_point, path, unified_host)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # e.g. out of fds
+            raise RuntimeFailure(f"cannot open cgroup {path}: {e.strerror.lower()}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            st, mine = os.stat(path), os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed (a failed create's cleanup) while we waited: a new one
+    raise RuntimeFailure(f"cannot create cgroup {path}: it keeps disappearing")
+
+
 def manager(paths: dict[str, str]) -> Manager:
     """The resource driver for a container's recorded cgroup paths: v2 when only cgroup2 is there."""
     if paths and all(os.path.exists(f"{m}/cgroup.controllers") for m in paths):

@@ -52,13 +52,17 @@ class InitPlan:
     extra_env: dict[str, str] = field(default_factory=dict)
     idmap_trees: dict[int, int] = field(default_factory=dict)  # mount index -> detached idmapped tree fd
     lock_fd: int = -1  # the state dir's flock: closed in the children, so only the runtime holds it
+    cgroup_lock_fd: int = -1  # cgroups.claim()'s flock on the cgroup: the same
     late_pid_fd: int = -1  # a joined pid namespace, entered by the init only after pivot_root
 
 
 def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     """Start the container's init and wait until it is set up and waiting; return its pid."""
     init_mod.preload(plan.config["process"], plan.config.get("linux") or {})  # the init cannot import
-    parent, child = Channel.pair()
+    try:
+        parent, child = Channel.pair()
+    except OSError as e:  # e.g. out of fds (RLIMIT_NOFILE)
+        raise RuntimeFailure(f"cannot create the sync channel: {(e.strerror or str(e)).lower()}") from None
     pid1 = os.fork()
     if pid1 == 0:  # pragma: no cover - runs in the child
         parent.close()
@@ -140,6 +144,8 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         if plan.lock_fd >= 0:  # a container whose runtime died must not stay locked by its init
             os.close(plan.lock_fd)
+        if plan.cgroup_lock_fd >= 0:
+            os.close(plan.cgroup_lock_fd)
         if plan.cgroup_paths:
             cgroups.join(plan.cgroup_paths)
         checkpoint("intermediate:joined")

@@ -188,6 +188,42 @@ def test_create_refuses_a_cgroup_another_container_uses(rt, make_bundle, cid, cg
     assert_clean(rt, tag, cgroup_parent, tmp_path)
 
 
+
+def test_parallel_creates_sharing_a_cgroup_admit_at_most_one(rt, make_bundle, cid, cgroup_parent, tmp_path):
+    """Different IDs, one cgroupsPath, all at the same instant: the in-use check and the init's
+    join are one step for each of them (a flock on the cgroup), so exactly one gets it."""
+    tag = new_tag()
+
+    def same_cgroup(c):
+        c["linux"]["cgroupsPath"] = f"{cgroup_parent}/shared"
+        tag_config(c, tag)
+
+    bundle = make_bundle(["sleep", "1000"], edit=same_cgroup)
+    env = tagged_env(tag)
+    racers = 12
+    barrier = threading.Barrier(racers)
+
+    def create(i):
+        barrier.wait()
+        return rt("create", "--bundle", str(bundle), f"{cid}-{i}", env=env, check=False)
+
+    try:
+        with ThreadPoolExecutor(racers) as pool:
+            results = list(pool.map(create, range(racers)))
+        ok = [i for i, p in enumerate(results) if p.returncode == 0]
+        assert len(ok) == 1, [p.stderr for p in results]
+        for p in results:
+            if p.returncode:
+                _one_line(p)
+                assert p.returncode == 1 and "in use" in p.stderr, p.stderr
+        assert rt.ids() == [f"{cid}-{ok[0]}"]
+        assert rt.state(f"{cid}-{ok[0]}")["status"] == "created"
+    finally:
+        for other in rt.ids():
+            rt("delete", "--force", other)
+    assert_clean(rt, tag, cgroup_parent, tmp_path)
+
+
 def test_start_from_many_processes_at_once(rt, make_bundle, cid, cgroup_parent, tmp_path):
     tag = new_tag()
     bundle = make_bundle(["sleep", "1000"], edit=lambda c: tag_config(c, tag))
