@@ -42,6 +42,7 @@ EXPECTED = [
     "test_unified_keys",
     "test_oom_killed_container_cgroup_removed_on_delete",
     "test_bpf_device_program_enforces_rules",
+    "test_events_reports_no_oom_when_the_container_is_deleted",
 ]
 
 pytestmark = pytest.mark.vm
