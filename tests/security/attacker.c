@@ -86,10 +86,17 @@ static void attack_link(const char *link, const char *kind)
         report(line);
         return;
     }
+    /* Name what we actually hold: the process may have exec'd between the readlink and the open
+     * (a Python runtime process becoming the init stub's memfd), and the name must match the file. */
+    char held_link[64];
+    snprintf(held_link, sizeof(held_link), "/proc/self/fd/%d", pfd);
+    n = readlink(held_link, target, sizeof(target) - 1);
+    if (n >= 0)
+        target[n] = 0;
     describe(pfd, target, what, sizeof(what));
     if (strncmp(target, "/memfd:", 7) == 0)
-        try_memfd_write(link, what);
-    int fd = open(link, O_WRONLY | O_APPEND | O_CLOEXEC);
+        try_memfd_write(held_link, what);
+    int fd = open(held_link, O_WRONLY | O_APPEND | O_CLOEXEC);  /* the very file described above */
     if (fd >= 0) {
         snprintf(line, sizeof(line), "WRITABLE %s %s", kind, what);
         close(fd);
