@@ -14,7 +14,7 @@ import re
 import signal
 from typing import Any
 
-from . import spec, state
+from . import forwarding, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
@@ -22,8 +22,6 @@ from .state import Container
 _USER = re.compile(r"([0-9]{1,10})(?::([0-9]{1,10}))?")
 _MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
 _PROC_FD = re.compile(r"^/proc/(self|thread-self|[0-9]+)(/task/[0-9]+)?/fd(/|$)")
-_FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
-                                                      signal.SIGURG, signal.SIGWINCH)]
 
 
 @dataclass
@@ -208,7 +206,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             try:
                 write_pid_file(opts.pid_file, pid)
             except OSError as e:
-                _forward(pid, signal.SIGKILL)
+                forwarding.send(pid, signal.SIGKILL)
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: {e.strerror.lower()}") from None
     except BaseException:
         if proxy:
@@ -272,11 +270,7 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
 def _wait(pid: int, proxy: Any) -> int:
     from .container import wait_exit
 
-    for s in _FORWARDED:
-        try:
-            signal.signal(s, lambda signum, _frame: _forward(pid, signum))
-        except (OSError, ValueError):
-            pass
+    forwarding.forward_to(pid)
     if proxy is None:
         return wait_exit(pid)
     try:
@@ -284,13 +278,6 @@ def _wait(pid: int, proxy: Any) -> int:
         return proxy.proxy_until_exit(pid)
     finally:
         proxy.close()
-
-
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _namespaces_to_join(pid: int) -> int:

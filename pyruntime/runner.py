@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 from typing import TYPE_CHECKING
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from . import container, state
+from . import container, forwarding, state
 from .errors import RuntimeFailure
 
 if TYPE_CHECKING:
     from .cli import Globals
 
-_FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
-                                                      signal.SIGURG, signal.SIGWINCH)]
 
 
 def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bool, keep: bool) -> int:
@@ -48,11 +45,7 @@ def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bo
     if detach:
         return 0
     pid = c.pid
-    for s in _FORWARDED:
-        try:
-            signal.signal(s, lambda signum, _frame: _forward(pid, signum))
-        except (OSError, ValueError):
-            pass
+    forwarding.forward_to(pid)
     try:
         code = terminal_proxy.proxy_until_exit(pid) if terminal_proxy else container.wait_exit(pid)
     finally:
@@ -64,13 +57,6 @@ def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bo
         except RuntimeFailure:
             pass
     return code
-
-
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _wants_terminal(bundle: str) -> bool:
