@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps demo test test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev
+.PHONY: all setup deps demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev
 
 all: setup bundles
 
@@ -72,6 +72,20 @@ dev: deps $(PY)
 bundles: $(ROOTFS)/bin/busybox
 $(ROOTFS)/bin/busybox: bundles/make-rootfs.sh | deps
 	sh bundles/make-rootfs.sh $(ROOTFS)
+
+## runc's own integration suite (v1.1.5 bats) against runc and pyruntime, compared test by test.
+## Not part of `make test`: it needs a hand-built copy of the suite (see the message below).
+RUNC_BATS ?= $(CURDIR)/../shared/suites/runc-bats
+RUNC_BATS_DIR ?= $(HOME)/.cache/oci-suites/runc-bats
+COMPAT_OUT ?= /tmp/pyruntime-compat
+compat: setup bundles
+	@for p in bats jq gawk; do dpkg -s $$p >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$p; done
+	@if [ ! -x $(RUNC_BATS)/run.sh ] || [ ! -d $(RUNC_BATS_DIR)/tests/integration ]; then \
+	  echo "runc's bats suite is not built here: see $(RUNC_BATS)/README.md (RUNC_SRC=<runc v1.1.5 checkout> $(RUNC_BATS)/build.sh;"; \
+	  echo "the search tool's fetch brings github:opencontainers/runc), or set RUNC_BATS / RUNC_BATS_DIR"; exit 2; fi
+	RUNC_BATS_DIR=$(RUNC_BATS_DIR) RUNC_BATS_OUT=$(COMPAT_OUT)/runc $(RUNC_BATS)/run.sh -t 300 $$(command -v runc) $(FILES) || true
+	RUNC_BATS_DIR=$(RUNC_BATS_DIR) RUNC_BATS_OUT=$(COMPAT_OUT)/pyruntime $(RUNC_BATS)/run.sh -t 300 $(CURDIR)/$(VENV)/bin/pyruntime $(FILES) || true
+	$(PY) tests/compat/compare.py $(COMPAT_OUT)/runc/results.tsv $(COMPAT_OUT)/pyruntime/results.tsv
 
 bench: setup bundles
 	$(PY) bench/run.py
