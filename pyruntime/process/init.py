@@ -79,10 +79,18 @@ def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in th
 
 
 _AT = [""]  # the config.json entry being applied, so that its failure names the JSON path
+# The step under way (named in a bare syscall failure), and a hint once the filter is loaded early.
+_STEP = ["", ""]
+EARLY_FILTER_HINT = ("linux.seccomp is already loaded here: with process.noNewPrivileges false it is loaded "
+                     "before the user change, so the profile must allow this step's syscalls")
 
 
 def _located(plan: InitPlan, e: BaseException) -> str:
     msg = describe(e)
+    if isinstance(e, OSError) and _STEP[0]:
+        msg = f"{_STEP[0]}: {msg}"
+    if _STEP[1] and not isinstance(e, ConfigError):
+        msg = f"{msg} ({_STEP[1]})"
     return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
 
@@ -155,6 +163,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if not (chan.recv() or {}).get("ok"):
             os._exit(1)
     if hooks_cfg.get("createContainer"):
+        if root_fd >= 0:  # runc runs them from the rootfs (a hook may use paths relative to it)
+            os.fchdir(root_fd)
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
     start_state = _hook_state(plan, "created") if hooks_cfg.get("startContainer") else None  # host pid: now
     if plan.console_fd >= 0 and plan.late_pid_fd < 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
@@ -206,35 +216,52 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     listen_fd = _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
+    seccomp_fd = -1
     if plan.seccomp is not None:
         from ..security import seccomp
-    seccomp_late = plan.seccomp is None or seccomp.can_load_late(process, plan.cap_sets)
-    if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
-        seccomp.load(plan.seccomp, chan)
+
+        if seccomp.can_load_late(process, plan.cap_sets):
+            # Loaded by the stub as the very last step before the program's execve (after `start`'s
+            # accept and the startContainer hooks): a profile need not allow any syscall of ours.
+            seccomp_fd = _move_high(stub.filter_memfd(plan.seccomp.bpf), 5 + plan.preserve_fds)
+            os.set_inheritable(seccomp_fd, True)
+        else:
+            # Neither no_new_privs nor CAP_SYS_ADMIN kept by the user: load it now, while we still
+            # hold CAP_SYS_ADMIN (as runc does). What follows runs under the filter (README: "seccomp").
+            _STEP[0] = "loading linux.seccomp"
+            seccomp.load(plan.seccomp, chan)
+            _STEP[1] = EARLY_FILTER_HINT
+    _STEP[0] = "chdir to process.cwd"
     _chdir(process["cwd"])
+    _STEP[0] = "switching to process.user"
     identity.switch_user(user, plan.cap_sets, setgroups_allowed=setgroups_ok)
+    _STEP[0] = "chdir to process.cwd as process.user"
     _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
+    _STEP[0] = "checking process.cwd (getcwd)"
     check_cwd_inside(process["cwd"])  # CVE-2024-21626
+    _STEP[0] = "looking up process.args[0]"
     path = find_executable(process["args"][0], env)
     if process.get("noNewPrivileges"):
+        _STEP[0] = "setting process.noNewPrivileges (prctl)"
         _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     if linux.get("personality") is not None:
         from ..security import personality
 
+        _STEP[0] = "setting linux.personality"
         personality.apply(linux["personality"])
     if linux.get("memoryPolicy") is not None:
         from ..security import numa
 
+        _STEP[0] = "setting linux.memoryPolicy"
         numa.apply(linux["memoryPolicy"])
     os.umask(user.get("umask", 0o022))
-    if plan.seccomp is not None and seccomp_late:
-        # As late as possible: after this only write (ready), the exec of the stub, and the stub's
-        # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).
-        seccomp.load(plan.seccomp, chan)
     if late_pid:
         hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
+    _STEP[0] = "telling the runtime the container is ready"
     chan.send(ready=True)
-    argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
+    flags = plan.seccomp.flags if seccomp_fd >= 0 else 0
+    argv = ["pyruntime-init", stub.stub_fds_arg(listen_fd, hooks_fd, seccomp_fd, flags), path, *process["args"]]
+    _STEP[0] = "executing the init stub (execveat)"
     os.execve(plan.stub_fd, argv, env)
 
 
@@ -422,6 +449,8 @@ def check_cwd_inside(cwd: str) -> None:
         here = os.getcwd()
     except FileNotFoundError:
         here = "(unreachable)"
+    except OSError as e:
+        raise RuntimeFailure(f"process.cwd {cwd!r}: getcwd: {(e.strerror or str(e)).lower()}") from None
     if here.startswith("(unreachable)") or not here.startswith("/"):
         raise RuntimeFailure(f"process.cwd {cwd!r} is outside the container")
 

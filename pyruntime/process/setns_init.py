@@ -23,6 +23,7 @@ from .._native import lib
 from ..errors import RuntimeFailure
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from ..security import identity
+from . import stub
 from .channel import Channel
 from .init import (
     _arrange_fds,
@@ -181,12 +182,16 @@ def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
                 console.attach_pty(root, plan.console_fd, plan.process)
             finally:
                 os.close(root)
+        fds_arg = "-1"
         if plan.seccomp is not None and seccomp_late:
-            from ..security import seccomp
-
-            seccomp.load(plan.seccomp, chan)
+            # Loaded by the stub right before the program's execve; with SCMP_ACT_NOTIFY it sends the
+            # listener fd over the channel (inherited by the stub only: close-on-exec there).
+            seccomp_fd = _move_high(stub.filter_memfd(plan.seccomp.bpf), 5 + plan.preserve_fds)
+            os.set_inheritable(seccomp_fd, True)
+            os.set_inheritable(chan.fileno(), True)
+            fds_arg = stub.stub_fds_arg(-1, -1, seccomp_fd, plan.seccomp.flags, chan.fileno())
         chan.send(ready=True)
-        os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
+        os.execve(plan.stub_fd, ["pyruntime-exec", fds_arg, path, *plan.args], env)
     except BaseException as e:  # noqa: BLE001
         try:
             chan.send(error=describe(e))
