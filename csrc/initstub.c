@@ -243,12 +243,12 @@ static int run_hook(int index, long timeout_s, char *path, char **args, char **e
     const char *sep = *last ? ": " : "";
     /* runc's wording ("error running hook", "signal: bad system call"), which callers match */
     if (timed_out) {
-        snprintf(err, errlen, "error running startContainer hook #%d (%s): timed out after %lds", index, path,
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: timed out after %lds", index, path,
                  timeout_s);
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        snprintf(err, errlen, "error running startContainer hook #%d (%s): exit status %d%s%s", index, path,
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: exit status %d%s%s", index, path,
                  WEXITSTATUS(status), sep, last);
         return -1;
     }
@@ -258,7 +258,7 @@ static int run_hook(int index, long timeout_s, char *path, char **args, char **e
         for (char *c = sig; *c; c++)
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
-        snprintf(err, errlen, "error running startContainer hook #%d (%s): signal: %s%s%s", index, path, sig, sep,
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: signal: %s%s%s", index, path, sig, sep,
                  last);
         return -1;
     }

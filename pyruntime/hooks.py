@@ -60,14 +60,14 @@ def run_one(kind: str, index: int, hook: dict[str, Any], state: bytes) -> None:
             os.close(stdin_w)
         os.close(out_r)
     if status is None:
-        raise RuntimeFailure(f"error running {name}: timed out after {timeout}s")
+        raise RuntimeFailure(f"{name}: error running hook: timed out after {timeout}s")
     if status != 0:
         tail = output.decode(errors="replace").strip().splitlines()
         detail = f": {tail[-1]}" if tail else ""
         # runc's wording ("error running hook", "signal: bad system call"), which callers match
         why = f"exit status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status) else \
             f"signal: {(signal.strsignal(os.WTERMSIG(status)) or str(os.WTERMSIG(status))).lower()}"
-        raise RuntimeFailure(f"error running {name}: {why}{detail}")
+        raise RuntimeFailure(f"{name}: error running hook: {why}{detail}")
 
 
 def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes]:

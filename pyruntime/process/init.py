@@ -98,7 +98,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
-    new_mountns = "mount" in plan.namespaces and not plan.namespaces["mount"]
+    # A new mount namespace, or one joined by path: either way the rootfs is set up (mounts,
+    # pivot_root) inside it, as runc does. Without one, the process runs in the runtime's root.
+    own_mountns = "mount" in plan.namespaces
     userns = "user" in plan.namespaces
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
     setgroups_ok = not userns or _setgroups_allowed()
@@ -120,7 +122,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
     root_fd = -1
-    if new_mountns:
+    if own_mountns:
         prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
         if prop & lib.MS_UNBINDABLE:  # binds of host sources need bindable mounts: set after the pivot
             prop = lib.MS_SLAVE | lib.MS_REC

@@ -88,7 +88,7 @@ def test_start_container_hooks_run_under_the_filter(rt, make_bundle, cid):
         c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /tmp/hook"]}]}
     proc = rt("run", "--bundle", str(make_bundle(["true"], edit=edit)), cid, check=False)
     assert proc.returncode != 0
-    assert "error running startContainer hook #0" in proc.stderr and "bad system call" in proc.stderr
+    assert "startContainer hook #0 (/bin/sh): error running hook" in proc.stderr and "bad system call" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
