@@ -235,3 +235,17 @@ def test_rootless_run_foreground_exit_code(unprivileged_user):
     assert proc.stdout.split() == ["0", str(u["uid"]), "1"]
     assert "Traceback" not in proc.stderr
     assert os.listdir(Path(u["xdg"], "pyruntime")) == []
+
+
+@pytest.mark.parametrize("missing", ["uidMappings", "gidMappings"])
+def test_new_user_namespace_without_mappings_says_what_is_missing(rt, make_bundle, cid, missing):
+    """Not a bare "invalid argument": runc says "User namespaces enabled, but no uid mappings found"."""
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["linux"].pop(missing)
+
+    proc = rt("create", "-b", str(make_bundle(["true"], edit=edit)), cid, check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert f"linux.{missing}" in err and f"no {missing[:3]} mappings found" in err
+    assert rt.ids() == []
