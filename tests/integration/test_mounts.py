@@ -292,6 +292,18 @@ def test_linux_devices(sh):
     assert lines[3:] == ["write-ok", "3"]
 
 
+def test_linux_devices_outside_dev(sh):
+    """The spec allows any path in the container (runc too): resolved inside the rootfs, here in /tmp."""
+    def edit(c):
+        c["linux"]["devices"] = [{"path": "/tmp/devs/mynull", "type": "c", "major": 1, "minor": 3}]
+        for m in c["mounts"]:
+            if m["destination"] == "/tmp":
+                m["options"] = ["nosuid"]  # not nodev
+
+    out = sh("stat -c '%F %t %T' /tmp/devs/mynull; echo x > /tmp/devs/mynull && echo write-ok", edit=edit).stdout
+    assert out.splitlines() == ["character special file 1 3", "write-ok"]
+
+
 def test_linux_devices_overrides_a_default_device(sh):
     def edit(c):
         c["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]
