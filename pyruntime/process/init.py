@@ -122,6 +122,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
     root_fd = -1
+    late_readonly: list[tuple[int, mounts.MountSpec]] = []
     if own_mountns:
         prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
         if prop & lib.MS_UNBINDABLE:  # binds of host sources need bindable mounts: set after the pivot
@@ -132,6 +133,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         for i, entry in enumerate(config.get("mounts") or []):
             _AT[0] = f"mounts[{i}]"
             m = mounts.parse(entry, i, plan.bundle, plan.config_file)
+            if mounts.deferred_readonly(m):
+                late_readonly.append((i, m))
             if m.type == "cgroup":
                 mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
             elif m.type == "proc" and plan.late_pid_fd >= 0:
@@ -178,6 +181,10 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             os.close(pty_root)
 
     if root_fd >= 0:
+        for i, m in late_readonly:  # read-only tmpfs and /dev, now that what goes in them is made
+            _AT[0] = f"mounts[{i}]"
+            mounts.remount_deferred(root_fd, m)
+        _AT[0] = ""
         for p in linux.get("maskedPaths") or []:
             paths.mask(root_fd, p)
         for p in linux.get("readonlyPaths") or []:
