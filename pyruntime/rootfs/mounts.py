@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from .. import native
@@ -117,7 +118,9 @@ def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tr
         else:
             keep_mode = os.fstat(existing).st_mode & 0o7777
             os.close(existing)
-    if m.is_bind:
+    if m.is_bind and idmapped_tree >= 0:  # opened by the runtime (idmapped, or for a user namespace)
+        src_is_dir = stat.S_ISDIR(os.fstat(idmapped_tree).st_mode)
+    elif m.is_bind:
         try:
             src_is_dir = os.path.isdir(m.source)
             os.stat(m.source)
