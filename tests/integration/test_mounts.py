@@ -304,6 +304,24 @@ def test_linux_devices_outside_dev(sh):
     assert out.splitlines() == ["character special file 1 3", "write-ok"]
 
 
+def test_linux_devices_grant_no_access_by_themselves(sh):
+    """runc's dev.bats "device cgroup deny": a node made from linux.devices is usable only if a
+    linux.resources.devices rule allows it."""
+    node = {"path": "/dev/lc", "type": "c", "major": 10, "minor": 237}  # loop-control: opening it is harmless
+
+    def denied(c):
+        c["linux"]["devices"] = [node]
+
+    def allowed(c):
+        denied(c)
+        c["linux"]["resources"] = {"devices": [{"allow": True, "type": "c", "major": 10, "minor": 237,
+                                                "access": "rw"}]}
+
+    probe = "(exec 3<>/dev/lc) 2>&1 && echo opened || echo refused"
+    assert "refused" in sh(probe, edit=denied).stdout
+    assert sh(probe, edit=allowed).stdout.strip() == "opened"
+
+
 def test_linux_devices_overrides_a_default_device(sh):
     def edit(c):
         c["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]
