@@ -112,12 +112,14 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if process.get("oomScoreAdj") is not None:
         from ..security import sched  # preloaded, as every import in this module's functions
 
+        _STEP[0] = "setting process.oomScoreAdj"
         sched.apply_oom_score_adj(process["oomScoreAdj"])
     if process.get("apparmorProfile") or process.get("selinuxLabel"):
         from ..security import lsm
 
         # AppArmor/SELinux labels for the next exec, written now through the host's /proc: the
         # container's /proc could be faked by a mount over it (CVE-2019-16884).
+        _STEP[0] = "setting the process's LSM label"
         lsm.apply_exec_labels(process)
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
@@ -127,9 +129,11 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
         if prop & lib.MS_UNBINDABLE:  # binds of host sources need bindable mounts: set after the pivot
             prop = lib.MS_SLAVE | lib.MS_REC
+        _STEP[0] = "making root.path a mount (linux.rootfsPropagation)"
         pivot.make_rootfs_mount(plan.rootfs, prop if prop & lib.MS_REC else prop | lib.MS_REC)
         root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         new_cgroupns = "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]
+        _STEP[0] = "mounting mounts"
         for i, entry in enumerate(config.get("mounts") or []):
             _AT[0] = f"mounts[{i}]"
             m = mounts.parse(entry, i, plan.bundle, plan.config_file)
@@ -146,13 +150,17 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         _AT[0] = ""
         checkpoint("init:mounted")
         if devices.needs_dev_setup(config):
+            _STEP[0] = "creating /dev's device nodes (linux.devices and the defaults)"
             devices.create_devices(root_fd, config, userns)
+        _STEP[0] = "making process.cwd"
         _make_cwd(root_fd, process["cwd"])
 
     if "uts" in plan.namespaces:
         if config.get("hostname"):
+            _STEP[0] = "setting hostname"
             socket.sethostname(config["hostname"])
         if config.get("domainname"):
+            _STEP[0] = "setting domainname"
             native.setdomainname(config["domainname"])
     if linux.get("sysctl"):  # ipc/net sysctls act on the writer's namespaces, whichever /proc is used
         sysctl_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -168,6 +176,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if not (chan.recv() or {}).get("ok"):
             os._exit(1)
     if hooks_cfg.get("createContainer"):
+        _STEP[0] = "running hooks.createContainer"
         if root_fd >= 0:  # runc runs them from the rootfs (a hook may use paths relative to it)
             os.fchdir(root_fd)
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
@@ -175,6 +184,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if plan.console_fd >= 0 and plan.late_pid_fd < 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
         from .. import console
 
+        _STEP[0] = "attaching the terminal (process.terminal)"
         pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
@@ -185,21 +195,27 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             _AT[0] = f"mounts[{i}]"
             mounts.remount_deferred(root_fd, m)
         _AT[0] = ""
+        _STEP[0] = "masking linux.maskedPaths"
         for p in linux.get("maskedPaths") or []:
             paths.mask(root_fd, p)
+        _STEP[0] = "making linux.readonlyPaths read-only"
         for p in linux.get("readonlyPaths") or []:
             paths.make_readonly(root_fd, p)
         os.close(root_fd)
+        _STEP[0] = "entering root.path (" + ("--no-pivot: MS_MOVE and chroot" if plan.no_pivot else "pivot_root") + ")"
         if plan.no_pivot:
             pivot.move_root(plan.rootfs)
         else:
             pivot.pivot(plan.rootfs)
         if linux.get("rootfsPropagation"):
+            _STEP[0] = "setting linux.rootfsPropagation"
             pivot.apply_root_propagation(mounts.PROPAGATION[linux["rootfsPropagation"]])
         if (config.get("root") or {}).get("readonly"):
+            _STEP[0] = "making root.readonly"
             pivot.remount_root_readonly()
     block_imports()
     late_pid = plan.late_pid_fd >= 0
+    _STEP[0] = "joining the pid namespace of linux.namespaces"
     pid_pipe = _join_pid_namespace(plan) if late_pid else (-1, -1)
     hooks_fd = -1
     if start_state is not None and plan.listen_fd >= 0 and not late_pid:  # run by the stub after `start`
@@ -214,14 +230,17 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if process.get("scheduler") is not None or process.get("ioPriority") is not None:
         from ..security import sched
 
+        _STEP[0] = "setting process.scheduler and process.ioPriority"
         sched.apply_scheduler(process.get("scheduler"))  # real-time policies/negative nice: CAP_SYS_NICE
         sched.apply_io_priority(process.get("ioPriority"))  # IOPRIO_CLASS_RT: CAP_SYS_ADMIN
     if process.get("rlimits"):
         from ..security import rlimits
 
+        _STEP[0] = "setting process.rlimits"
         rlimits.apply(process["rlimits"])  # raising a hard limit needs CAP_SYS_RESOURCE
     env = _environment(process, plan)
     user = process.get("user") or {}
+    _STEP[0] = "arranging the process's file descriptors"
     listen_fd = _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)

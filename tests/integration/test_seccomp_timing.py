@@ -92,17 +92,18 @@ def test_start_container_hooks_run_under_the_filter(rt, make_bundle, cid):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_early_filter_failure_names_the_step(rt, make_bundle, cid):
+@pytest.mark.parametrize("syscall,step", [("getcwd", "getcwd"), ("prctl", "switching to process.user")])
+def test_early_filter_failure_names_the_step(rt, make_bundle, cid, syscall, step):
     """Without no_new_privs (and no CAP_SYS_ADMIN for the user) the filter is loaded before the user
-    change, as runc does; a profile refusing getcwd then fails create with the step named."""
+    change, as runc does; a profile refusing getcwd (or prctl) then fails create with the step named."""
     profile = {"defaultAction": "SCMP_ACT_ALLOW",
-               "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}]}
+               "syscalls": [{"names": [syscall], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}]}
     edit = with_seccomp(profile, noNewPrivileges=False, user={"uid": 1000, "gid": 1000},
                         capabilities={"bounding": ["CAP_KILL"]})
     proc = rt("create", "--bundle", str(make_bundle(["true"], edit=edit)), cid, check=False)
     err = proc.stderr.strip()
     assert proc.returncode == 1 and len(err.splitlines()) == 1, err
-    assert "getcwd" in err and "operation not permitted" in err and "linux.seccomp" in err
+    assert step in err and "operation not permitted" in err and "linux.seccomp" in err
     assert "noNewPrivileges" in err
     assert rt.ids() == []
 
