@@ -4,17 +4,30 @@
  * so that no host binary is ever /proc/self/exe of a process inside the container (CVE-2019-5736),
  * and so that the process waiting for `start` costs a few hundred KB instead of a Python interpreter.
  *
- * usage: initstub LISTEN_FD[:HOOKS_FD] PATH ARGV0 [ARGS...]   (environment: the container process's env)
+ * usage: initstub LISTEN_FD[:HOOKS_FD[:SECCOMP_FD:FLAGS[:CHAN_FD]]] PATH ARGV0 [ARGS...]
+ *   (environment: the container process's env; any fd may be -1)
  *   LISTEN_FD >= 0: accept one connection on that listening socket (sent by `start`), run the
  *     startContainer hooks described by HOOKS_FD (if given), answer "s" (or "e" + an error line), exec;
  *   LISTEN_FD == -1: exec at once (used by `exec` and by inits that already waited).
  * HOOKS_FD: a memfd written by the init (pyruntime/process/stub.py::hooks_memfd), NUL-separated:
- *   STATE_JSON N { TIMEOUT PATH ARGC ARG... ENVC ENV... } x N      (TIMEOUT 0: none)
- * Policy (namespaces, mounts, credentials, seccomp) is all applied before this runs. Signal
- * dispositions and the mask are reset to the defaults just before the user's program is executed. */
+ *   STATE_JSON N { TIMEOUT PATH ARGC ARG... ENVC ENV... } x N      (TIMEOUT 0: none; ENVC -1: no
+ *   `env` in the hook, which gets the stub's environment, as runc's hooks get runc init's)
+ * SECCOMP_FD: a sealed memfd holding the container's classic BPF program (linux.seccomp, compiled by
+ *   the runtime), FLAGS its seccomp(2) flags. It is loaded here, as the very last step before the
+ *   program's execve, so the stub's own accept/hooks/answer are never filtered (a profile need not
+ *   allow them); each startContainer hook loads it too, before its execve (runc runs them under it).
+ *   With SECCOMP_FILTER_FLAG_NEW_LISTENER the listener fd goes, with the answer "s", to `start`
+ *   (over the accepted connection) or, for `exec`, to the runtime over CHAN_FD as the JSON message
+ *   {"seccomp_fd": true}: they hand it to linux.seccomp.listenerPath. After the load this stub makes
+ *   one sendmsg (notify only; the runtime refuses SCMP_ACT_NOTIFY on sendmsg and write) and execve:
+ *   every other fd it holds is close-on-exec.
+ * Namespaces, mounts and credentials are applied before this runs. Signal dispositions and the mask
+ * are reset to the defaults just before the filter is loaded. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +54,65 @@ static void reset_signals(void)
         if (sig != SIGKILL && sig != SIGSTOP)
             syscall(SYS_rt_sigaction, sig, zero, NULL, (NSIG - 1) / 8);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, zero, NULL, (NSIG - 1) / 8);
+}
+
+/* The seccomp filter, read once from its memfd (NULL: none). */
+static struct sock_fprog filter;
+static unsigned long filter_flags;
+
+static int read_filter(int fd, unsigned long flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) != 0 ||
+        st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sock_filter *insns = malloc((size_t)st.st_size);
+    if (!insns)
+        return -1;
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, (char *)insns + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(insns);
+            errno = EIO;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    filter.len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+    filter.filter = insns;
+    filter_flags = flags;
+    return 0;
+}
+
+/* Install the filter: the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0; -1 on error. */
+static long load_filter(unsigned long flags)
+{
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &filter);
+}
+
+/* The flags for a startContainer hook: its own copy of the filter, with no listener (a notified
+ * syscall of a hook gets ENOSYS: only the container's process is handed to listenerPath). */
+static unsigned long hook_filter_flags(void)
+{
+    unsigned long flags = filter_flags;
+#ifdef SECCOMP_FILTER_FLAG_NEW_LISTENER
+    flags &= ~(unsigned long)SECCOMP_FILTER_FLAG_NEW_LISTENER;
+#endif
+#ifdef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+    flags &= ~(unsigned long)SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+#endif
+#ifdef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    flags &= ~(unsigned long)SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+#endif
+    return flags;
 }
 
 static long now_ms(void)
@@ -82,6 +154,16 @@ static int run_hook(int index, long timeout_s, char *path, char **args, char **e
         dup2(out[1], 1);
         dup2(out[1], 2);
         reset_signals();
+        /* Only stdio reaches a hook (as with runc): not the preserved fds, not ours. */
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
+#endif
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+        if (filter.filter && load_filter(hook_filter_flags()) < 0) {
+            dprintf(2, "cannot load the seccomp filter: %s\n", strerror(errno));
+            _exit(126);
+        }
         execve(path, args, envs);
         dprintf(2, "cannot execute %s: %s\n", path, strerror(errno));
         _exit(127);
@@ -159,18 +241,25 @@ static int run_hook(int index, long timeout_s, char *path, char **args, char **e
         if (*c < ' ')
             *c = ' ';
     const char *sep = *last ? ": " : "";
+    /* runc's wording ("error running hook", "signal: bad system call"), which callers match */
     if (timed_out) {
-        snprintf(err, errlen, "startContainer hook #%d (%s): timed out after %lds", index, path, timeout_s);
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: timed out after %lds", index, path,
+                 timeout_s);
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        snprintf(err, errlen, "startContainer hook #%d (%s) failed with exit status %d%s%s", index, path,
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: exit status %d%s%s", index, path,
                  WEXITSTATUS(status), sep, last);
         return -1;
     }
     if (WIFSIGNALED(status)) {
-        snprintf(err, errlen, "startContainer hook #%d (%s) was killed by signal %d%s%s", index, path,
-                 WTERMSIG(status), sep, last);
+        char sig[64];
+        snprintf(sig, sizeof sig, "%s", strsignal(WTERMSIG(status)));
+        for (char *c = sig; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        snprintf(err, errlen, "startContainer hook #%d (%s): error running hook: signal: %s%s%s", index, path, sig, sep,
+                 last);
         return -1;
     }
     return 0;
@@ -218,16 +307,19 @@ static int run_hooks(int fd, char *err, size_t errlen)
             if (!(args[a] = next_str(&cur, end)))
                 goto bad;
         char *envc_s = next_str(&cur, end);
-        int envc = envc_s ? atoi(envc_s) : -1;
-        if (!args || envc < 0 || envc > 100000)
+        int envc = envc_s ? atoi(envc_s) : -2;
+        if (!args || envc < -1 || envc > 100000)
             goto bad;
-        char **envs = calloc((size_t)envc + 1, sizeof *envs);
-        for (int e = 0; envs && e < envc; e++)
-            if (!(envs[e] = next_str(&cur, end)))
+        char **envs = NULL; /* envc -1: the hook has no `env`, it gets ours (the process's) */
+        if (envc >= 0) {
+            envs = calloc((size_t)envc + 1, sizeof *envs);
+            for (int e = 0; envs && e < envc; e++)
+                if (!(envs[e] = next_str(&cur, end)))
+                    goto bad;
+            if (!envs)
                 goto bad;
-        if (!envs)
-            goto bad;
-        rc = run_hook(i, atol(timeout), path, args, envs, state, err, errlen);
+        }
+        rc = run_hook(i, atol(timeout), path, args, envs ? envs : environ, state, err, errlen);
         free(args);
         free(envs);
     }
@@ -239,22 +331,76 @@ bad:
     return -1;
 }
 
+/* Send one byte string with one fd attached (SCM_RIGHTS); errors are left to the receiver. */
+static void send_fd(int sock, const char *msg, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+/* A load failure, told to whoever waits: `start` ("e" + why) or exec's runtime (a JSON error). */
+static int load_failed(int conn, int chan, int err)
+{
+    char msg[256];
+    int len;
+    if (conn >= 0)
+        len = snprintf(msg, sizeof msg, "ecannot load the seccomp filter (linux.seccomp): %s", strerror(err));
+    else
+        len = snprintf(msg, sizeof msg, "{\"error\": \"cannot load the seccomp filter (linux.seccomp): %s\"}",
+                       strerror(err));
+    int out = conn >= 0 ? conn : chan;
+    if (out >= 0)
+        (void)!write(out, msg, (size_t)(len < (int)sizeof msg ? len : (int)sizeof msg - 1));
+    else
+        fprintf(stderr, "initstub: %s\n", msg);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "initstub: usage: initstub LISTEN_FD[:HOOKS_FD] PATH ARGV0 [ARGS...]\n");
+        fprintf(stderr, "initstub: usage: initstub LISTEN_FD[:HOOKS_FD[:SECCOMP_FD:FLAGS[:CHAN_FD]]] PATH ARGV0 [ARGS...]\n");
         return 125;
     }
-    int listen_fd = atoi(argv[1]);
-    char *colon = strchr(argv[1], ':');
-    int hooks_fd = colon ? atoi(colon + 1) : -1;
+    long fds[5] = {-1, -1, -1, 0, -1};
+    char *cur = argv[1];
+    for (int i = 0; i < 5 && *cur; i++) {
+        fds[i] = strtol(cur, &cur, 10);
+        if (*cur == ':')
+            cur++;
+    }
+    int listen_fd = (int)fds[0], hooks_fd = (int)fds[1], seccomp_fd = (int)fds[2], chan_fd = (int)fds[4];
+    unsigned long flags = (unsigned long)fds[3];
+    if (chan_fd >= 0) /* inherited for this stub only: closed by the program's execve */
+        fcntl(chan_fd, F_SETFD, FD_CLOEXEC);
+    if (seccomp_fd >= 0 && read_filter(seccomp_fd, flags) < 0) {
+        fprintf(stderr, "initstub: reading the seccomp filter: %s\n", strerror(errno));
+        return 125;
+    }
+#ifdef SECCOMP_FILTER_FLAG_NEW_LISTENER
+    int notify = filter.filter && (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER);
+#else
+    int notify = 0;
+#endif
+    int conn = -1;
     if (listen_fd >= 0) {
-        int conn;
         do {
             conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         } while (conn < 0 && errno == EINTR);
         if (conn < 0) {
-            fprintf(stderr, "initstub: waiting for start: %s\n", strerror(errno));
+            fprintf(stderr, "initstub: waiting for start (accept4 on the start socket): %s\n", strerror(errno));
             return 125;
         }
         close(listen_fd);
@@ -269,13 +415,21 @@ int main(int argc, char **argv)
             }
             close(hooks_fd);
         }
-        /* Tell `start` we are about to exec; it then runs poststart hooks. */
-        (void)!write(conn, "s", 1);
-        close(conn);
+        /* Tell `start` we are about to exec (it then runs poststart hooks); the connection stays
+         * open (close-on-exec) so that a failed load can still be reported after the "s". */
+        if (!notify)
+            (void)!write(conn, "s", 1);
     } else if (hooks_fd >= 0) {
         close(hooks_fd);
     }
     reset_signals();
+    if (filter.filter) {
+        long lfd = load_filter(flags);
+        if (lfd < 0)
+            return load_failed(conn, chan_fd, errno);
+        if (notify) /* close-on-exec (kernel): the receiver holds the only copy after our execve */
+            send_fd(conn >= 0 ? conn : chan_fd, conn >= 0 ? "s" : "{\"seccomp_fd\": true}", (int)lfd);
+    }
     execve(argv[2], &argv[3], environ);
     int err = errno;
     fprintf(stderr, "exec %s: %s\n", argv[2], strerror(err));

@@ -3,10 +3,13 @@
  * libseccomp runs inside the container and every spec flag (even ones this libseccomp predates, like
  * WAIT_KILLABLE_RECV) is passed straight to the kernel. */
 #include <errno.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <asm/unistd.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -98,6 +101,78 @@ int pr_scmp_rule_add(void *ctx, uint32_t action, int syscall, unsigned int n, co
 }
 
 int pr_scmp_export_bpf(void *ctx, int fd) { return neg_errno(seccomp_export_bpf(ctx, fd)); }
+
+int pr_scmp_resolve_syscall_arch(uint32_t arch, const char *name)
+{
+    return seccomp_syscall_resolve_name_arch(arch, name);
+}
+
+/* runc's -ENOSYS stub, prepended to the exported filter: on each architecture of the profile, a
+ * syscall numbered above the largest one the profile names is newer than the profile, and gets
+ * ENOSYS (so that libc falls back, e.g. clone3 -> clone) instead of the default action. arches are
+ * libseccomp's SCMP_ARCH_* values, which are the kernel's AUDIT_ARCH_* ones except for x32 (whose
+ * syscalls the kernel reports as x86_64 ones with __X32_SYSCALL_BIT set, and which libseccomp
+ * numbers with that bit). Sections fall through to one another, then to the filter; only "above
+ * the largest" jumps to the ENOSYS return. Returns the size written, or -1 (errno) if it does not fit. */
+int pr_scmp_enosys_stub(const uint32_t *arches, const uint32_t *maxes, int n, void *out, size_t cap)
+{
+    struct sock_filter prog[256];
+    int len = 0, jgt_at[64];
+    if (n > 64) {
+        errno = E2BIG;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        uint32_t audit = arches[i];
+        int x32 = 0, x86_64 = 0;
+#ifdef __X32_SYSCALL_BIT
+        x32 = arches[i] == SCMP_ARCH_X32;
+        x86_64 = arches[i] == SCMP_ARCH_X86_64;
+        if (x32)
+            audit = AUDIT_ARCH_X86_64;
+#else
+        if (arches[i] == SCMP_ARCH_X32) {
+            jgt_at[i] = -1;
+            continue;
+        }
+#endif
+        int body = 2 + ((x32 || x86_64) ? 1 : 0); /* instructions after the arch test */
+        if (len + 1 + body + 2 > (int)(sizeof prog / sizeof prog[0])) {
+            errno = E2BIG;
+            return -1;
+        }
+        prog[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+        prog[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, audit, 0, (unsigned char)body);
+        prog[len++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#ifdef __X32_SYSCALL_BIT
+        if (x86_64) /* an x32 syscall: not this section's */
+            prog[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, __X32_SYSCALL_BIT, 1, 0);
+        if (x32) /* an x86_64 syscall: not this section's */
+            prog[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, __X32_SYSCALL_BIT, 0, 1);
+#endif
+        jgt_at[i] = len;
+        prog[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, maxes[i], 0, 0);
+    }
+    prog[len++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA | BPF_K, 1, 0, 0); /* on to the filter */
+    int enosys = len;
+    prog[len++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+    for (int i = 0; i < n; i++) {
+        if (jgt_at[i] < 0)
+            continue;
+        int jump = enosys - jgt_at[i] - 1;
+        if (jump > 255) {
+            errno = E2BIG;
+            return -1;
+        }
+        prog[jgt_at[i]].jt = (unsigned char)jump;
+    }
+    if ((size_t)len * sizeof prog[0] > cap) {
+        errno = ENOSPC;
+        return -1;
+    }
+    memcpy(out, prog, (size_t)len * sizeof prog[0]);
+    return (int)(len * (int)sizeof prog[0]);
+}
 
 /* Load a classic BPF program (size in bytes). Returns the listener fd with NEW_LISTENER, else 0. */
 long pr_seccomp_load_bpf(const void *insns, size_t size, unsigned long flags)

@@ -39,6 +39,9 @@ int pr_scmp_rule_add(void *ctx, uint32_t action, int syscall, unsigned int n, co
                      const unsigned int *index, const uint64_t *value, const uint64_t *value_two);
 int pr_scmp_export_bpf(void *ctx, int fd);
 
+int pr_scmp_resolve_syscall_arch(uint32_t arch, const char *name);
+int pr_scmp_enosys_stub(const uint32_t *arches, const uint32_t *maxes, int n, void *out, size_t cap);
+
 long pr_seccomp_load_bpf(const void *insns, size_t size, unsigned long flags);
 
 int pr_seccomp_notif_recv(int fd, uint64_t *id, uint32_t *pid, int *nr, uint32_t *arch, uint64_t *args);

@@ -6,6 +6,7 @@ import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enu
 import os
 import select
 import signal
+import sys
 from typing import Any
 
 from . import cgroups, hooks, log, spec, state
@@ -216,14 +217,16 @@ def start(c: Container) -> None:
             pass
         # startContainer hooks run in the stub before it answers, bounded by their own timeouts.
         sock.settimeout(None if (c.config.get("hooks") or {}).get("startContainer") else 30)
-        acked = b""
-        while len(acked) < 4096 and (chunk := sock.recv(4096)):  # "s", or "e" + why, then EOF
-            acked += chunk
+        # "s" (then EOF at the program's execve), "s" + "e" + why (the seccomp filter failed to
+        # load), or "e" + why. With SCMP_ACT_NOTIFY the listener fd comes with the "s".
+        acked = _read_answer(c, sock)
     except OSError as e:
         raise RuntimeFailure(f"cannot start container {c.id}: {e.strerror or e}") from None
     finally:
         sock.close()
     _checkpoint("start:acked")
+    if acked.startswith(b"s") and acked[1:2] == b"e":
+        acked = acked[1:]
     if acked.startswith(b"e"):
         raise RuntimeFailure(acked[1:].decode(errors="replace"))
     if acked != b"s":
@@ -233,6 +236,45 @@ def start(c: Container) -> None:
                       dict(_hook_base_state(c), pid=c.pid, status="running"))
     except RuntimeFailure as e:
         log.warning(str(e))
+
+
+def _read_answer(c: Container, sock: Any) -> bytes:
+    """The stub's answer, until EOF. A seccomp listener fd (SCMP_ACT_NOTIFY, filter loaded by the
+    stub right before its execve) goes on to listenerPath at once: the program's syscalls may be
+    waiting for it. If it cannot, the container cannot run as configured: its init is killed."""
+    acked = b""
+    while len(acked) < 4096:
+        chunk, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
+        fds = [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+               for level, kind, data in anc if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+               for i in range(0, len(data) - len(data) % 4, 4)]
+        if fds:
+            _forward_listener(c, fds)
+        if not chunk:
+            break
+        acked += chunk
+    return acked
+
+
+def _forward_listener(c: Container, fds: list[int]) -> None:
+    from .security import seccomp
+
+    try:
+        profile = (c.config.get("linux") or {}).get("seccomp") or {}
+        if len(fds) != 1 or not profile.get("listenerPath"):
+            raise RuntimeFailure("unexpected seccomp fd from the container")
+        prog = seccomp.Program(bpf=b"", flags=0, notify=True, listener_path=profile["listenerPath"],
+                               listener_metadata=profile.get("listenerMetadata"))
+        seccomp.send_to_listener(prog, fds[0], c.pid, dict(_hook_base_state(c), pid=c.pid, status="created"))
+    except BaseException:
+        try:
+            send_signal(c, signal.SIGKILL)
+        except RuntimeFailure:
+            pass
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def signal_number(sig: str) -> int:

@@ -31,7 +31,9 @@ def run_all(kind: str, hooks: list[dict[str, Any]] | None, state: dict[str, Any]
 def run_one(kind: str, index: int, hook: dict[str, Any], state: bytes) -> None:
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = dict(item.split("=", 1) for item in hook.get("env") or [] if "=" in item)
+    # No `env`: the runtime's environment, as runc and crun (Go's exec.Cmd with a nil Env); `[]`: none.
+    env = os.environ if hook.get("env") is None else \
+        dict(item.split("=", 1) for item in hook["env"] if "=" in item)
     timeout = hook.get("timeout")
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -58,13 +60,14 @@ def run_one(kind: str, index: int, hook: dict[str, Any], state: bytes) -> None:
             os.close(stdin_w)
         os.close(out_r)
     if status is None:
-        raise RuntimeFailure(f"{name}: timed out after {timeout}s")
+        raise RuntimeFailure(f"{name}: error running hook: timed out after {timeout}s")
     if status != 0:
         tail = output.decode(errors="replace").strip().splitlines()
         detail = f": {tail[-1]}" if tail else ""
+        # runc's wording ("error running hook", "signal: bad system call"), which callers match
         why = f"exit status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status) else \
-            f"killed by signal {os.WTERMSIG(status)}"
-        raise RuntimeFailure(f"{name} failed with {why}{detail}")
+            f"signal: {(signal.strsignal(os.WTERMSIG(status)) or str(os.WTERMSIG(status))).lower()}"
+        raise RuntimeFailure(f"{name}: error running hook: {why}{detail}")
 
 
 def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes]:

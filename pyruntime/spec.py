@@ -93,8 +93,12 @@ def check_config(config: Any, file: str) -> None:
     for i, dev in enumerate(linux.get("devices") or []):
         if dev["type"] not in ("c", "b", "u", "p"):
             raise ConfigError(file, f"linux.devices[{i}].type", f"unknown device type {dev['type']!r}")
-        if not dev["path"].startswith("/dev/") or ".." in dev["path"].split("/"):  # /dev/../etc/passwd
-            raise ConfigError(file, f"linux.devices[{i}].path", "must be under /dev/")
+        # Any path in the container (the spec's rule; runc's too), resolved inside the rootfs like a
+        # mount target (rootfs/devices.py); ".." is refused: "/dev/../etc/passwd" is a disguise.
+        if not dev["path"].startswith("/") or dev["path"].rstrip("/") == "":
+            raise ConfigError(file, f"linux.devices[{i}].path", "must be an absolute path in the container, not /")
+        if ".." in dev["path"].split("/"):
+            raise ConfigError(file, f"linux.devices[{i}].path", "must not contain '..'")
         if dev["type"] != "p" and ("major" not in dev or "minor" not in dev):
             raise ConfigError(file, f"linux.devices[{i}]", "major and minor are required for this type")
     hooks_cfg = config.get("hooks") or {}

@@ -1,5 +1,6 @@
-"""Device access rules: the spec's linux.resources.devices, then linux.devices and runc's default
-allow-list appended (so, as with runc, those stay usable whatever the rules before them say).
+"""Device access rules: the spec's linux.resources.devices, then runc's default allow-list appended
+(so, as with runc, those stay usable whatever the rules before them say). linux.devices grants
+nothing by itself (runc's rule too).
 
 v1 writes them to devices.deny/devices.allow; v2 compiles them into a BPF_PROG_TYPE_CGROUP_DEVICE
 program (csrc/ebpf.c) attached to the cgroup.
@@ -65,10 +66,9 @@ def rules(resources: dict[str, Any], linux_devices: list[dict[str, Any]] | None,
                 raise ConfigError(file, f"{path}.{name}", f"invalid device number {v}")
         out.append(Rule(bool(d["allow"]), dtype, ANY if major is None else major,
                         ANY if minor is None else minor, "".join(c for c in "rwm" if c in access)))
-    for d in linux_devices or []:
-        t = {"c": "c", "u": "c", "b": "b"}.get(d.get("type", ""))
-        if t and "major" in d and "minor" in d:
-            out.append(Rule(True, t, d["major"], d["minor"], "rwm"))
+    # linux.devices only makes nodes: as with runc, access to them is what the rules above grant
+    # (runc's dev.bats: a node for /dev/kmsg under a deny-all rule stays unusable). podman and
+    # containerd list each device in both places.
     return out + DEFAULT_ALLOW
 
 

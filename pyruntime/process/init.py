@@ -79,10 +79,18 @@ def run(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in th
 
 
 _AT = [""]  # the config.json entry being applied, so that its failure names the JSON path
+# The step under way (named in a bare syscall failure), and a hint once the filter is loaded early.
+_STEP = ["", ""]
+EARLY_FILTER_HINT = ("linux.seccomp is already loaded here: with process.noNewPrivileges false it is loaded "
+                     "before the user change, so the profile must allow this step's syscalls")
 
 
 def _located(plan: InitPlan, e: BaseException) -> str:
     msg = describe(e)
+    if isinstance(e, OSError) and _STEP[0]:
+        msg = f"{_STEP[0]}: {msg}"
+    if _STEP[1] and not isinstance(e, ConfigError):
+        msg = f"{msg} ({_STEP[1]})"
     return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
 
@@ -90,7 +98,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
-    new_mountns = "mount" in plan.namespaces and not plan.namespaces["mount"]
+    # A new mount namespace, or one joined by path: either way the rootfs is set up (mounts,
+    # pivot_root) inside it, as runc does. Without one, the process runs in the runtime's root.
+    own_mountns = "mount" in plan.namespaces
     userns = "user" in plan.namespaces
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
     setgroups_ok = not userns or _setgroups_allowed()
@@ -102,26 +112,33 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if process.get("oomScoreAdj") is not None:
         from ..security import sched  # preloaded, as every import in this module's functions
 
+        _STEP[0] = "setting process.oomScoreAdj"
         sched.apply_oom_score_adj(process["oomScoreAdj"])
     if process.get("apparmorProfile") or process.get("selinuxLabel"):
         from ..security import lsm
 
         # AppArmor/SELinux labels for the next exec, written now through the host's /proc: the
         # container's /proc could be faked by a mount over it (CVE-2019-16884).
+        _STEP[0] = "setting the process's LSM label"
         lsm.apply_exec_labels(process)
 
     # -- root filesystem (still seeing the host's /proc, which fd-based mounting relies on) ----------
     root_fd = -1
-    if new_mountns:
+    late_readonly: list[tuple[int, mounts.MountSpec]] = []
+    if own_mountns:
         prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", lib.MS_SLAVE | lib.MS_REC)
         if prop & lib.MS_UNBINDABLE:  # binds of host sources need bindable mounts: set after the pivot
             prop = lib.MS_SLAVE | lib.MS_REC
+        _STEP[0] = "making root.path a mount (linux.rootfsPropagation)"
         pivot.make_rootfs_mount(plan.rootfs, prop if prop & lib.MS_REC else prop | lib.MS_REC)
         root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         new_cgroupns = "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]
+        _STEP[0] = "mounting mounts"
         for i, entry in enumerate(config.get("mounts") or []):
             _AT[0] = f"mounts[{i}]"
             m = mounts.parse(entry, i, plan.bundle, plan.config_file)
+            if mounts.deferred_readonly(m):
+                late_readonly.append((i, m))
             if m.type == "cgroup":
                 mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
             elif m.type == "proc" and plan.late_pid_fd >= 0:
@@ -133,13 +150,17 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         _AT[0] = ""
         checkpoint("init:mounted")
         if devices.needs_dev_setup(config):
+            _STEP[0] = "creating /dev's device nodes (linux.devices and the defaults)"
             devices.create_devices(root_fd, config, userns)
+        _STEP[0] = "making process.cwd"
         _make_cwd(root_fd, process["cwd"])
 
     if "uts" in plan.namespaces:
         if config.get("hostname"):
+            _STEP[0] = "setting hostname"
             socket.sethostname(config["hostname"])
         if config.get("domainname"):
+            _STEP[0] = "setting domainname"
             native.setdomainname(config["domainname"])
     if linux.get("sysctl"):  # ipc/net sysctls act on the writer's namespaces, whichever /proc is used
         sysctl_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -155,32 +176,46 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if not (chan.recv() or {}).get("ok"):
             os._exit(1)
     if hooks_cfg.get("createContainer"):
+        _STEP[0] = "running hooks.createContainer"
+        if root_fd >= 0:  # runc runs them from the rootfs (a hook may use paths relative to it)
+            os.fchdir(root_fd)
         hooks.run_all("createContainer", hooks_cfg["createContainer"], _hook_state(plan, "created"))
     start_state = _hook_state(plan, "created") if hooks_cfg.get("startContainer") else None  # host pid: now
     if plan.console_fd >= 0 and plan.late_pid_fd < 0:  # devpts is mounted: the pty becomes stdio, its master goes to the socket
         from .. import console
 
+        _STEP[0] = "attaching the terminal (process.terminal)"
         pty_root = root_fd if root_fd >= 0 else os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
             os.close(pty_root)
 
     if root_fd >= 0:
+        for i, m in late_readonly:  # read-only tmpfs and /dev, now that what goes in them is made
+            _AT[0] = f"mounts[{i}]"
+            mounts.remount_deferred(root_fd, m)
+        _AT[0] = ""
+        _STEP[0] = "masking linux.maskedPaths"
         for p in linux.get("maskedPaths") or []:
             paths.mask(root_fd, p)
+        _STEP[0] = "making linux.readonlyPaths read-only"
         for p in linux.get("readonlyPaths") or []:
             paths.make_readonly(root_fd, p)
         os.close(root_fd)
+        _STEP[0] = "entering root.path (" + ("--no-pivot: MS_MOVE and chroot" if plan.no_pivot else "pivot_root") + ")"
         if plan.no_pivot:
             pivot.move_root(plan.rootfs)
         else:
             pivot.pivot(plan.rootfs)
         if linux.get("rootfsPropagation"):
+            _STEP[0] = "setting linux.rootfsPropagation"
             pivot.apply_root_propagation(mounts.PROPAGATION[linux["rootfsPropagation"]])
         if (config.get("root") or {}).get("readonly"):
+            _STEP[0] = "making root.readonly"
             pivot.remount_root_readonly()
     block_imports()
     late_pid = plan.late_pid_fd >= 0
+    _STEP[0] = "joining the pid namespace of linux.namespaces"
     pid_pipe = _join_pid_namespace(plan) if late_pid else (-1, -1)
     hooks_fd = -1
     if start_state is not None and plan.listen_fd >= 0 and not late_pid:  # run by the stub after `start`
@@ -195,46 +230,66 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     if process.get("scheduler") is not None or process.get("ioPriority") is not None:
         from ..security import sched
 
+        _STEP[0] = "setting process.scheduler and process.ioPriority"
         sched.apply_scheduler(process.get("scheduler"))  # real-time policies/negative nice: CAP_SYS_NICE
         sched.apply_io_priority(process.get("ioPriority"))  # IOPRIO_CLASS_RT: CAP_SYS_ADMIN
     if process.get("rlimits"):
         from ..security import rlimits
 
+        _STEP[0] = "setting process.rlimits"
         rlimits.apply(process["rlimits"])  # raising a hard limit needs CAP_SYS_RESOURCE
     env = _environment(process, plan)
     user = process.get("user") or {}
+    _STEP[0] = "arranging the process's file descriptors"
     listen_fd = _arrange_fds(plan)  # before any filter: close_range is a syscall old profiles lack
     if hooks_fd >= 0:
         os.set_inheritable(hooks_fd, True)
+    seccomp_fd = -1
     if plan.seccomp is not None:
         from ..security import seccomp
-    seccomp_late = plan.seccomp is None or seccomp.can_load_late(process, plan.cap_sets)
-    if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
-        seccomp.load(plan.seccomp, chan)
+
+        if seccomp.can_load_late(process, plan.cap_sets):
+            # Loaded by the stub as the very last step before the program's execve (after `start`'s
+            # accept and the startContainer hooks): a profile need not allow any syscall of ours.
+            seccomp_fd = _move_high(stub.filter_memfd(plan.seccomp.bpf), 5 + plan.preserve_fds)
+            os.set_inheritable(seccomp_fd, True)
+        else:
+            # Neither no_new_privs nor CAP_SYS_ADMIN kept by the user: load it now, while we still
+            # hold CAP_SYS_ADMIN (as runc does). What follows runs under the filter (README: "seccomp").
+            _STEP[0] = "loading linux.seccomp"
+            seccomp.load(plan.seccomp, chan)
+            _STEP[1] = EARLY_FILTER_HINT
+    _STEP[0] = "chdir to process.cwd"
     _chdir(process["cwd"])
+    _STEP[0] = "switching to process.user"
     identity.switch_user(user, plan.cap_sets, setgroups_allowed=setgroups_ok)
+    _STEP[0] = "chdir to process.cwd as process.user"
     _chdir(process["cwd"])  # again as the user: the cwd may be reachable only for them
+    _STEP[0] = "checking process.cwd (getcwd)"
     check_cwd_inside(process["cwd"])  # CVE-2024-21626
+    _STEP[0] = "looking up process.args[0]"
     path = find_executable(process["args"][0], env)
     if process.get("noNewPrivileges"):
+        _STEP[0] = "setting process.noNewPrivileges (prctl)"
         _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     if linux.get("personality") is not None:
         from ..security import personality
 
+        _STEP[0] = "setting linux.personality"
         personality.apply(linux["personality"])
     if linux.get("memoryPolicy") is not None:
         from ..security import numa
 
+        _STEP[0] = "setting linux.memoryPolicy"
         numa.apply(linux["memoryPolicy"])
     os.umask(user.get("umask", 0o022))
-    if plan.seccomp is not None and seccomp_late:
-        # As late as possible: after this only write (ready), the exec of the stub, and the stub's
-        # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).
-        seccomp.load(plan.seccomp, chan)
     if late_pid:
         hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
+    _STEP[0] = "telling the runtime the container is ready"
     chan.send(ready=True)
-    argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
+    flags = plan.seccomp.flags if seccomp_fd >= 0 else 0
+    argv = ["pyruntime-init", stub.stub_fds_arg(listen_fd, hooks_fd, seccomp_fd, flags), path, *process["args"]]
+    _STEP[0] = "executing the init stub (execveat)"
     os.execve(plan.stub_fd, argv, env)
 
 
@@ -422,6 +477,8 @@ def check_cwd_inside(cwd: str) -> None:
         here = os.getcwd()
     except FileNotFoundError:
         here = "(unreachable)"
+    except OSError as e:
+        raise RuntimeFailure(f"process.cwd {cwd!r}: getcwd: {(e.strerror or str(e)).lower()}") from None
     if here.startswith("(unreachable)") or not here.startswith("/"):
         raise RuntimeFailure(f"process.cwd {cwd!r} is outside the container")
 

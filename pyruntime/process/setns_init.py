@@ -23,8 +23,10 @@ from .._native import lib
 from ..errors import RuntimeFailure
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from ..security import identity
+from . import stub
 from .channel import Channel
 from .init import (
+    EARLY_FILTER_HINT,
     _arrange_fds,
     _chdir,
     _environment,
@@ -115,7 +117,7 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - one message to the runtime
         try:
-            chan.send(error=describe(e))
+            chan.send(error=_with_step(e))
         finally:
             os._exit(1)
 
@@ -181,17 +183,31 @@ def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
                 console.attach_pty(root, plan.console_fd, plan.process)
             finally:
                 os.close(root)
+        fds_arg = "-1"
         if plan.seccomp is not None and seccomp_late:
-            from ..security import seccomp
-
-            seccomp.load(plan.seccomp, chan)
+            # Loaded by the stub right before the program's execve; with SCMP_ACT_NOTIFY it sends the
+            # listener fd over the channel (inherited by the stub only: close-on-exec there).
+            seccomp_fd = _move_high(stub.filter_memfd(plan.seccomp.bpf), 5 + plan.preserve_fds)
+            os.set_inheritable(seccomp_fd, True)
+            os.set_inheritable(chan.fileno(), True)
+            fds_arg = stub.stub_fds_arg(-1, -1, seccomp_fd, plan.seccomp.flags, chan.fileno())
         chan.send(ready=True)
-        os.execve(plan.stub_fd, ["pyruntime-exec", "-1", path, *plan.args], env)
+        os.execve(plan.stub_fd, ["pyruntime-exec", fds_arg, path, *plan.args], env)
     except BaseException as e:  # noqa: BLE001
         try:
-            chan.send(error=describe(e))
+            chan.send(error=_with_step(e))
         finally:
             os._exit(1)
+
+
+_STEP = ["", ""]  # the step under way and a hint once the filter is loaded early (as in init.py)
+
+
+def _with_step(e: BaseException) -> str:
+    msg = describe(e)
+    if isinstance(e, OSError) and _STEP[0]:
+        msg = f"{_STEP[0]}: {msg}"
+    return f"{msg} ({_STEP[1]})" if _STEP[1] else msg
 
 
 def _apply_labels(plan: ExecPlan) -> None:
@@ -265,13 +281,21 @@ def _setup(plan: ExecPlan, chan: Channel) -> tuple[str, dict[str, str], bool]:
 
         seccomp_late = seccomp.can_load_late(dict(process, noNewPrivileges=plan.no_new_privs), plan.cap_sets)
         if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
+            _STEP[0] = "loading linux.seccomp"
             seccomp.load(plan.seccomp, chan)
+            _STEP[1] = EARLY_FILTER_HINT
+    _STEP[0] = "chdir to the cwd"
     _chdir(cwd)
+    _STEP[0] = "switching to the user"
     identity.switch_user(user, plan.cap_sets, plan.setgroups_allowed)
+    _STEP[0] = "chdir to the cwd as the user"
     _chdir(cwd)
+    _STEP[0] = "checking the cwd (getcwd)"
     check_cwd_inside(cwd)  # CVE-2024-21626
+    _STEP[0] = "looking up the program"
     path = find_executable(plan.args[0], env)
     if plan.no_new_privs:
+        _STEP[0] = "setting no_new_privs (prctl)"
         _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     os.umask(user.get("umask", 0o022))
     return path, env, seccomp_late

@@ -138,6 +138,7 @@ def late_pid_join(plan: InitPlan) -> bool:
 
 
 def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
+    step = "joining the container's cgroup (linux.cgroupsPath)"  # named in a bare syscall failure
     try:
         # Not dumpable from here on (inherited by the init across fork): a process of the container
         # that can see the init (a shared pid namespace) must not reach its memory, exe or map_files.
@@ -149,6 +150,7 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         if plan.cgroup_paths:
             cgroups.join(plan.cgroup_paths)
         checkpoint("intermediate:joined")
+        step = "joining linux.namespaces given by path"
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
         late_pid = late_pid_join(plan)
@@ -163,15 +165,18 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
                     continue
                 _join(ns_type, joined[ns_type])
         if "user" in joined:  # become the joined namespace's root (the host's root is unmapped there)
+            step = "becoming root in the joined user namespace (setresuid/setresgid 0)"
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         if "user" in new:
+            step = "creating the user namespace (linux.namespaces)"
             native.unshare(lib.CLONE_NEWUSER)
             _prctl.prctl(_prctl.PR_SET_DUMPABLE, 1)  # newuidmap/newgidmap check who owns /proc/<pid> (as runc does)
             chan.send(userns=os.getpid())
             if not (chan.recv() or {}).get("ok"):
                 os._exit(1)
             _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+            step = "becoming root in the new user namespace (linux.uidMappings/gidMappings must map 0)"
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         flags = 0
@@ -179,11 +184,15 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             if ns_type != "user":
                 flags |= CLONE_FLAGS[ns_type]
         if flags:
+            step = "creating the namespaces of linux.namespaces"
             native.unshare(flags)
         if "time" in new:
+            step = "writing linux.timeOffsets"
             _write_time_offsets(plan.config)
         if "network" in new:
+            step = "bringing up lo in the new network namespace"
             native.loopback_up()
+        step = "forking the container's init"
         pid = os.fork()
         if pid == 0:
             init_mod.run(plan, chan)  # never returns
@@ -191,7 +200,8 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything becomes one message to the runtime
         try:
-            chan.send(error=init_mod.describe(e))
+            msg = init_mod.describe(e)
+            chan.send(error=f"{step}: {msg}" if isinstance(e, OSError) else msg)
         finally:
             os._exit(1)
 

@@ -35,6 +35,19 @@ def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
     """The startContainer hooks for the stub to run after `start` (format: csrc/initstub.c)."""
     parts = [json.dumps(state), str(len(hooks))]
     for hook in hooks:
-        args, env = hook.get("args") or [hook["path"]], hook.get("env") or []
-        parts += [str(hook.get("timeout") or 0), hook["path"], str(len(args)), *args, str(len(env)), *env]
+        args, env = hook.get("args") or [hook["path"]], hook.get("env")
+        envc = "-1" if env is None else str(len(env))  # -1: the stub's own environment (runc's too)
+        parts += [str(hook.get("timeout") or 0), hook["path"], str(len(args)), *args, envc, *(env or [])]
     return _sealed("pyruntime-hooks", b"".join(p.encode() + b"\0" for p in parts))
+
+
+def filter_memfd(bpf: bytes) -> int:
+    """linux.seccomp's compiled BPF for the stub to load right before the program's execve."""
+    return _sealed("pyruntime-seccomp", bpf)
+
+
+def stub_fds_arg(listen_fd: int, hooks_fd: int = -1, seccomp_fd: int = -1, flags: int = 0, chan_fd: int = -1) -> str:
+    """The stub's first argument (format: csrc/initstub.c)."""
+    if seccomp_fd < 0 and chan_fd < 0:
+        return f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd)
+    return f"{listen_fd}:{hooks_fd}:{seccomp_fd}:{flags}:{chan_fd}"

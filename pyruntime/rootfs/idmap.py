@@ -95,6 +95,7 @@ def prepare_trees(config: dict[str, Any], bundle: str, file: str) -> dict[int, i
             except OSError as e:
                 raise ConfigError(file, f"mounts[{index}]", f"cannot make an idmapped mount of {source}: "
                                   f"{e.strerror.lower()}") from None
+        _plain_bind_trees(config, bundle, file, trees)
     except BaseException:
         for fd in trees.values():
             os.close(fd)
@@ -103,6 +104,28 @@ def prepare_trees(config: dict[str, Any], bundle: str, file: str) -> dict[int, i
         for fd in userns.values():
             os.close(fd)
     return trees
+
+
+def _plain_bind_trees(config: dict[str, Any], bundle: str, file: str, trees: dict[int, int]) -> None:
+    """In a new user namespace the init is the container's root, which may not reach a bind mount's
+    source (a directory only the host's root can enter): as runc does, the runtime opens each source
+    first (a detached clone of it), and the init moves that onto the target."""
+    linux = config.get("linux") or {}
+    if os.geteuid() != 0:  # rootless: the mapped root is the caller, who reaches what it names
+        return
+    if not any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or []):
+        return
+    for index, m in enumerate(config.get("mounts") or []):
+        opts = m.get("options") or []
+        if index in trees or not (m.get("type") == "bind" or "bind" in opts or "rbind" in opts):
+            continue
+        source = m.get("source") or ""
+        source = source if os.path.isabs(source) else os.path.join(bundle, source)
+        flags = lib.OPEN_TREE_CLONE | lib.OPEN_TREE_CLOEXEC | (lib.AT_RECURSIVE if "rbind" in opts else 0)
+        try:
+            trees[index] = native.open_tree(lib.AT_FDCWD, source, flags)
+        except OSError:
+            continue  # the init mounts it by path, and says why it cannot
 
 
 def _userns_fd(uid_maps: list, gid_maps: list) -> int:

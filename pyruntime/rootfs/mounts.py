@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from .. import native
@@ -84,11 +85,42 @@ def parse(entry: dict[str, Any], index: int, bundle: str, file: str) -> MountSpe
     return MountSpec(destination, source, mtype, flags, propagation, ",".join(data), is_bind, rec_set, rec_clr)
 
 
+def deferred_readonly(m: MountSpec) -> bool:
+    """A read-only tmpfs or /dev is mounted read-write, then made read-only once what goes in it
+    (mount points, device nodes, symlinks) is made: remount_deferred (runc's finalizeRootfs)."""
+    return bool(m.flags & lib.MS_RDONLY) and not m.is_bind and (m.type == "tmpfs" or m.destination.rstrip("/") == "/dev")
+
+
+def remount_deferred(root_fd: int, m: MountSpec) -> None:
+    try:
+        top = resolve.open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
+        try:
+            remount_bind(resolve.fd_path(top), lib.MS_RDONLY | (m.flags & ~(lib.MS_REMOUNT | lib.MS_BIND | lib.MS_REC)))
+        finally:
+            os.close(top)
+    except OSError as e:
+        raise RuntimeFailure(f"remount {m.destination} read-only: {os.strerror(e.errno).lower()}") from None
+
+
 def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tree: int = -1) -> None:
     """Mount m at its destination inside the rootfs, through an fd of the resolved target."""
     if m.type in ("proc", "sysfs"):
         _check_ordinary_dir(root_fd, m)
-    if m.is_bind:
+    if deferred_readonly(m):
+        m = MountSpec(m.destination, m.source, m.type, m.flags & ~lib.MS_RDONLY, m.propagation, m.data, m.is_bind,
+                      m.rec_set, m.rec_clr)
+    keep_mode = -1  # a tmpfs without mode= over an existing directory keeps its mode (runc, crun)
+    if m.type == "tmpfs" and not any(o.startswith("mode=") for o in m.data.split(",")):
+        try:
+            existing = resolve.open_in_root(root_fd, m.destination, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            pass
+        else:
+            keep_mode = os.fstat(existing).st_mode & 0o7777
+            os.close(existing)
+    if m.is_bind and idmapped_tree >= 0:  # opened by the runtime (idmapped, or for a user namespace)
+        src_is_dir = stat.S_ISDIR(os.fstat(idmapped_tree).st_mode)
+    elif m.is_bind:
         try:
             src_is_dir = os.path.isdir(m.source)
             os.stat(m.source)
@@ -113,6 +145,12 @@ def mount_into(root_fd: int, m: MountSpec, label: str | None = None, idmapped_tr
             else:
                 native.mount(m.source, where, m.type, m.flags & ~lib.MS_REMOUNT, data or None)
             extra = m.flags & ~(lib.MS_BIND | lib.MS_REC | lib.MS_REMOUNT)
+            if keep_mode >= 0:
+                top = resolve.open_in_root(root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fchmod(top, keep_mode)
+                finally:
+                    os.close(top)
             if (m.is_bind and extra) or m.propagation or m.rec_set or m.rec_clr:
                 # The fd still names the covered mount: act on the new one through a fresh fd.
                 top = resolve.open_in_root(root_fd, m.destination)
@@ -143,7 +181,7 @@ def _check_ordinary_dir(root_fd: int, m: MountSpec) -> None:
     except FileNotFoundError:
         return
     except OSError:
-        raise RuntimeFailure(f"mount {m.type} on {m.destination}: must be mounted on an ordinary directory "
+        raise RuntimeFailure(f"mount {m.type} on {m.destination}: must be mounted on ordinary directory "
                              "(the rootfs has a symlink or a non-directory there)") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from .. import native
@@ -44,7 +45,10 @@ def pivot(rootfs: str) -> None:
 
 
 def move_root(rootfs: str) -> None:
-    """--no-pivot: for a rootfs on ramfs, where pivot_root is impossible."""
+    """--no-pivot: for a rootfs on ramfs, where pivot_root is impossible. The host's mounts stay in
+    the namespace, under the chroot: every full procfs and sysfs among them is unmounted (or covered)
+    first, as runc does, or the kernel would let the container mount a fresh, unmasked procfs."""
+    _hide_host_proc_and_sys(rootfs)
     os.chdir(rootfs)
     native.mount(rootfs, "/", None, lib.MS_MOVE)
     os.chroot(".")
@@ -53,3 +57,38 @@ def move_root(rootfs: str) -> None:
 
 def remount_root_readonly() -> None:
     remount_bind("/", lib.MS_RDONLY)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo octal escapes (\\040 for a space...)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _hide_host_proc_and_sys(rootfs: str) -> None:
+    with open("/proc/self/mountinfo") as f:  # still the host's /proc: read before anything goes
+        lines = f.read().splitlines()
+    inside = rootfs.rstrip("/") + "/"
+    for line in lines:
+        fields = line.split()
+        sep = fields.index("-")
+        root, mount_point, fstype = _unescape(fields[3]), _unescape(fields[4]), fields[sep + 1]
+        if root != "/" or fstype not in ("proc", "sysfs") or (mount_point + "/").startswith(inside):
+            continue
+        try:
+            native.mount(None, mount_point, None, lib.MS_SLAVE | lib.MS_REC)  # the unmount must not propagate
+        except FileNotFoundError:
+            continue  # under a mount already gone
+        try:
+            native.umount2(mount_point, lib.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            native.mount("tmpfs", mount_point, "tmpfs", 0, None)  # locked (user namespace): covered

@@ -62,13 +62,23 @@ def resolve_sets(caps: dict[str, Any] | None, file: str, path: str) -> dict[str,
 def _check_subsets(caps: dict[str, Any], sets: dict[str, set[int]], file: str, path: str) -> None:
     """What capset(2) and PR_CAP_AMBIENT would refuse with a bare EPERM, named here instead."""
     rules = (("effective", sets["permitted"], "permitted"),
-             ("inheritable", sets["bounding"], "bounding"),
-             ("ambient", sets["permitted"] & sets["inheritable"], "both permitted and inheritable"))
+             ("inheritable", sets["bounding"], "bounding"))
     for kind, allowed, where in rules:
         for i, name in enumerate(caps.get(kind) or []):
             num = CAPS[name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()]
             if num not in allowed:
                 raise ConfigError(file, f"{path}.{kind}[{i}]", f"{name} must also be in {where}")
+    # The kernel cannot raise an ambient capability missing from permitted or inheritable; runc and
+    # crun skip it (Buildah's configs list such ones), so it is skipped with a warning, not refused.
+    raisable = sets["permitted"] & sets["inheritable"]
+    for i, name in enumerate(caps.get("ambient") or []):
+        num = CAPS[name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()]
+        if num not in raisable and num in sets["ambient"]:
+            from .. import log
+
+            log.warning(f"{file}: {path}.ambient[{i}]: {name} is not in both permitted and inheritable: "
+                        "the kernel cannot raise it, skipped")
+            sets["ambient"].discard(num)
 
 
 def _current_bounding(top: int) -> set[int]:

@@ -121,8 +121,8 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
             notify = True
             for name in rule["names"]:
                 if name in NOT_NOTIFIABLE:
-                    raise ConfigError(file, f"{rpath}.names", f"SCMP_ACT_NOTIFY cannot be used for {name!r}: "
-                                      "the runtime needs it to hand the listener fd over")
+                    raise ConfigError(file, f"{rpath}.names", f"SCMP_ACT_NOTIFY cannot be used for the {name} "
+                                      "syscall: the runtime needs it to hand the listener fd over")
         conds = []
         for j, arg in enumerate(rule.get("args") or []):
             if arg["op"] not in OPERATORS:
@@ -143,8 +143,28 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
     if cfg.get("listenerMetadata") and not cfg.get("listenerPath"):
         raise ConfigError(file, f"{path}.listenerMetadata", "must not be set without listenerPath")
     bpf = _build(default, arches, rules, file, path)
+    if cfg["defaultAction"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
+        bpf = _enosys_stub(arches, [n for _, n, _, _ in rules]) + bpf
     return Program(bpf=bpf, flags=flags, notify=notify, listener_path=cfg.get("listenerPath"),
                    listener_metadata=cfg.get("listenerMetadata"))
+
+
+def _enosys_stub(arches: list[int], names: list[str]) -> bytes:
+    """runc's -ENOSYS handling (csrc/seccomp.c): a syscall newer than every one the profile names
+    gets ENOSYS, not the default action, on each architecture of the profile."""
+    found: list[tuple[int, int]] = []
+    for arch in dict.fromkeys(arches):
+        nrs = [lib.pr_scmp_resolve_syscall_arch(arch, n.encode()) for n in set(names)]
+        top = max((nr for nr in nrs if nr >= 0), default=0)
+        if top:
+            found.append((arch, top))
+    if not found:
+        return b""
+    out = ffi.new("char[]", 4096)
+    size = lib.pr_scmp_enosys_stub([a for a, _ in found], [m for _, m in found], len(found), out, 4096)
+    if size < 0:
+        raise RuntimeFailure(f"seccomp: cannot build the -ENOSYS stub: {os.strerror(ffi.errno).lower()}")
+    return bytes(ffi.buffer(out, size))
 
 
 def _build(default: int, arches: list[int], rules: list[tuple[int, str, int, list[tuple[int, int, int, int]]]],
@@ -189,14 +209,16 @@ def _build(default: int, arches: list[int], rules: list[tuple[int, str, int, lis
 
 
 def can_load_late(process: dict[str, Any], cap_sets: dict[str, set[int]] | None) -> bool:
-    """Loading a filter needs no_new_privs or CAP_SYS_ADMIN. Late (after the user change, right before
-    the exec) is best: the runtime's own setup is then not filtered. Without noNewPrivileges and without
-    CAP_SYS_ADMIN kept by the container's user, it must be loaded before the change (as runc does)."""
+    """Whether the init stub can load the filter, right before the program's execve (the best place:
+    nothing of the runtime's runs under it). Loading needs no_new_privs or CAP_SYS_ADMIN, and the
+    stub holds only what survives its own execve: root keeps its bounding set, any other user only
+    its ambient set. Otherwise the filter is loaded before the user change, as runc does."""
     if process.get("noNewPrivileges"):
         return True
-    if cap_sets is not None:
-        return CAPS["CAP_SYS_ADMIN"] in cap_sets["effective"]
-    return (process.get("user") or {}).get("uid", 0) == 0
+    admin = CAPS["CAP_SYS_ADMIN"]
+    if (process.get("user") or {}).get("uid", 0) == 0:
+        return cap_sets is None or admin in cap_sets["bounding"]
+    return cap_sets is not None and admin in cap_sets.get("ambient", set())
 
 
 def load(prog: Program, chan: Any = None) -> None:
@@ -240,12 +262,17 @@ def send_to_listener(prog: Program, notify_fd: int, pid: int, state: dict[str, A
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(10)
-        sock.connect(prog.listener_path)
-        sock.sendmsg([json.dumps(payload).encode()],
-                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [notify_fd]))])
-    except OSError as e:
-        raise RuntimeFailure(f"cannot send the seccomp fd to the listener {prog.listener_path}: "
-                             f"{(e.strerror or str(e)).lower()}") from None
+        try:
+            sock.connect(prog.listener_path)
+        except OSError as e:
+            raise RuntimeFailure(f"linux.seccomp.listenerPath: failed to connect with seccomp agent "
+                                 f"{prog.listener_path}: {(e.strerror or str(e)).lower()}") from None
+        try:
+            sock.sendmsg([json.dumps(payload).encode()],
+                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [notify_fd]))])
+        except OSError as e:
+            raise RuntimeFailure(f"linux.seccomp.listenerPath: cannot send the seccomp fd to the agent "
+                                 f"{prog.listener_path}: {(e.strerror or str(e)).lower()}") from None
     finally:
         sock.close()
 

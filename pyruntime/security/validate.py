@@ -29,6 +29,13 @@ def check_process(process: dict[str, Any], file: str, path: str = "process") -> 
 def check_config(config: dict[str, Any], namespaces: dict[str, str | None], file: str) -> None:
     check_process(config["process"], file)
     linux = config.get("linux") or {}
+    if "user" in namespaces and not namespaces["user"]:  # a new one: nothing would be mapped (bare EINVAL)
+        from ..errors import ConfigError
+
+        for key, ids in (("uidMappings", "uid"), ("gidMappings", "gid")):
+            if not linux.get(key):
+                raise ConfigError(file, f"linux.{key}", f"user namespaces enabled, but no {ids} mappings found "
+                                  f"(a new user namespace needs linux.uidMappings and linux.gidMappings)")
     if linux.get("sysctl"):
         from . import sysctl
 

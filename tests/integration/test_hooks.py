@@ -265,3 +265,43 @@ def test_start_container_hooks_leave_no_fd_to_the_program(rt, make_bundle, cid):
     wait_until(lambda: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep"), what="sleep")
     assert sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
     rt("delete", "--force", cid)
+
+
+def test_create_container_hooks_run_from_the_rootfs(rt, make_bundle, cid, out):
+    """runc chdirs to the rootfs before createContainer hooks (runc's hooks.bats binds onto ./lib/...)."""
+    def edit(c):
+        c["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {out}/cwd; ls > {out}/ls"]}]}
+
+    bundle = make_bundle(["true"], edit=edit)
+    rt("create", "--bundle", str(bundle), cid)
+    rt("delete", "--force", cid)
+    rootfs = json.loads((bundle / "config.json").read_text())["root"]["path"]
+    assert (out / "cwd").read_text().strip() == rootfs
+    assert "bin" in (out / "ls").read_text().split()
+
+
+def test_hooks_without_env_get_the_runtimes_environment(rt, make_bundle, cid, out, monkeypatch):
+    """No `env`: the runtime's environment (runc, crun); `env: []`: none; startContainer (run in the
+    container by the stub): the process's environment, as runc's."""
+    def hook(kind, log, env=None):
+        h = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{kind} [$HOOK_PROBE] [$TERM]" >> {log}']}
+        if env is not None:
+            h["env"] = env
+        return h
+
+    def edit(c):
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
+        c["process"]["env"].append("HOOK_PROBE=from-process")
+        c["hooks"] = {"createRuntime": [hook("createRuntime", out / "log")],
+                      "createContainer": [hook("createContainer", out / "log"), hook("emptyenv", out / "log", [])],
+                      "startContainer": [hook("startContainer", "/tmp/out/log")],
+                      "poststop": [hook("poststop", out / "log")]}
+
+    monkeypatch.setenv("HOOK_PROBE", "from-runtime")
+    rt("run", "--bundle", str(make_bundle(["true"], edit=edit)), cid)
+    lines = (out / "log").read_text().splitlines()
+    assert "createRuntime [from-runtime] [" in lines[0]
+    assert lines[1].startswith("createContainer [from-runtime]")
+    assert lines[2] == "emptyenv [] []"
+    assert lines[3] == "startContainer [from-process] [xterm]"
+    assert lines[4].startswith("poststop [from-runtime]")

@@ -292,6 +292,36 @@ def test_linux_devices(sh):
     assert lines[3:] == ["write-ok", "3"]
 
 
+def test_linux_devices_outside_dev(sh):
+    """The spec allows any path in the container (runc too): resolved inside the rootfs, here in /tmp."""
+    def edit(c):
+        c["linux"]["devices"] = [{"path": "/tmp/devs/mynull", "type": "c", "major": 1, "minor": 3}]
+        for m in c["mounts"]:
+            if m["destination"] == "/tmp":
+                m["options"] = ["nosuid"]  # not nodev
+
+    out = sh("stat -c '%F %t %T' /tmp/devs/mynull; echo x > /tmp/devs/mynull && echo write-ok", edit=edit).stdout
+    assert out.splitlines() == ["character special file 1 3", "write-ok"]
+
+
+def test_linux_devices_grant_no_access_by_themselves(sh):
+    """runc's dev.bats "device cgroup deny": a node made from linux.devices is usable only if a
+    linux.resources.devices rule allows it."""
+    node = {"path": "/dev/lc", "type": "c", "major": 10, "minor": 237}  # loop-control: opening it is harmless
+
+    def denied(c):
+        c["linux"]["devices"] = [node]
+
+    def allowed(c):
+        denied(c)
+        c["linux"]["resources"] = {"devices": [{"allow": True, "type": "c", "major": 10, "minor": 237,
+                                                "access": "rw"}]}
+
+    probe = "(exec 3<>/dev/lc) 2>&1 && echo opened || echo refused"
+    assert "refused" in sh(probe, edit=denied).stdout
+    assert sh(probe, edit=allowed).stdout.strip() == "opened"
+
+
 def test_linux_devices_overrides_a_default_device(sh):
     def edit(c):
         c["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]
@@ -403,3 +433,45 @@ def test_podman_style_binds(rt, make_bundle, cid, private_rootfs, tmp_path):
     assert "ro" in mounts["/etc/hostname"].options and "rw" in mounts["/etc/hosts"].options
     assert not any(o.startswith(("shared:", "master:")) for o in mounts["/etc/hosts"].optional)
     assert (tmp_path / "shm" / "seg").read_text() == "x\n"
+
+
+def test_tmpfs_without_mode_keeps_the_directorys_mode(sh, private_rootfs):
+    """runc and crun give a tmpfs mounted over an existing directory that directory's mode (not 1777)."""
+    (private_rootfs / "data").mkdir()
+    (private_rootfs / "data").chmod(0o710)
+
+    def edit(c):
+        c["root"]["path"] = str(private_rootfs)
+        c["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
+        c["mounts"].append({"destination": "/made", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
+        c["mounts"].append({"destination": "/given", "type": "tmpfs", "source": "tmpfs", "options": ["mode=750"]})
+
+    assert sh("stat -c %a /data /made /given", edit=edit).stdout.split() == ["710", "1777", "750"]
+
+
+def test_read_only_dev(sh):
+    """runc's "ro /dev mount": /dev/pts, /dev/shm, the nodes and symlinks are made first, then /dev
+    becomes read-only."""
+    def edit(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+
+    out = sh("grep '^tmpfs /dev ' /proc/mounts | cut -d' ' -f4; ls /dev/pts/ptmx /dev/null; "
+             "echo x > /dev/null && echo null-ok; touch /dev/x 2>&1 || echo touch-refused", edit=edit).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("ro,"), out
+    assert "null-ok" in lines and "touch-refused" in lines
+
+
+def test_no_pivot_hides_the_hosts_procfs(sh):
+    """runc's no_pivot.bats: with --no-pivot the host's mounts stay under the chroot; a full procfs
+    among them would let a nested user namespace mount an unmasked procfs."""
+    def edit(c):
+        for kind in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][kind].append("CAP_SETFCAP")
+
+    proc = sh("unshare -mrpf sh -c 'mount -t proc none /proc && echo mounted-fresh-proc' 2>&1", edit=edit,
+              args=("--no-pivot",), check=False)
+    assert "mounted-fresh-proc" not in proc.stdout
+    assert "permission denied" in proc.stdout.lower(), proc.stdout

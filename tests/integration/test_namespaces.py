@@ -212,3 +212,16 @@ def test_init_is_not_a_child_of_create(rt, make_bundle, cid):
     rt("start", cid)
     wait_until(lambda: rt.state(cid)["status"] == "running")
     rt("delete", "--force", cid)
+
+
+def test_join_a_mount_namespace_by_path_sets_the_rootfs_up_in_it(sh, pinned_ns):
+    """runc sets the rootfs up (mounts, pivot_root) inside a mount namespace joined by path."""
+    mnt = pinned_ns("mount")
+
+    def join(c):
+        c["linux"]["namespaces"] = [{"type": "mount", "path": str(mnt)}, {"type": "pid"}]
+
+    out = sh("readlink /proc/self/ns/mnt; cat /proc/self/mounts | cut -d' ' -f2 | sort -u | tr '\\n' ' '",
+             edit=join).stdout.splitlines()
+    assert out[0] == f"mnt:[{os.stat(mnt).st_ino}]"
+    assert {"/", "/proc", "/dev", "/tmp"} <= set(out[1].split())

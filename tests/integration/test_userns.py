@@ -235,3 +235,36 @@ def test_rootless_run_foreground_exit_code(unprivileged_user):
     assert proc.stdout.split() == ["0", str(u["uid"]), "1"]
     assert "Traceback" not in proc.stderr
     assert os.listdir(Path(u["xdg"], "pyruntime")) == []
+
+
+@pytest.mark.parametrize("missing", ["uidMappings", "gidMappings"])
+def test_new_user_namespace_without_mappings_says_what_is_missing(rt, make_bundle, cid, missing):
+    """Not a bare "invalid argument": runc says "User namespaces enabled, but no uid mappings found"."""
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["linux"].pop(missing)
+
+    proc = rt("create", "-b", str(make_bundle(["true"], edit=edit)), cid, check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert f"linux.{missing}" in err and f"no {missing[:3]} mappings found" in err
+    assert rt.ids() == []
+
+
+def test_bind_mount_source_the_mapped_root_cannot_reach(rt, make_bundle, cid, host_dir):
+    """runc's userns.bats "2 inaccessible mounts": the source sits in a directory only the host's root
+    can enter; the runtime opens it before the user namespace exists and the init mounts that."""
+    locked = host_dir / "locked"
+    (locked / "dir").mkdir(parents=True)
+    (locked / "dir" / "foo.txt").write_text("reached\n")
+    locked.chmod(0o700)
+
+    def edit(c: dict) -> None:
+        with_userns(c)
+        c["mounts"].append({"destination": "/tmp/m1", "type": "bind", "source": str(locked / "dir"),
+                            "options": ["bind"]})
+        c["mounts"].append({"destination": "/tmp/m2", "type": "bind", "source": str(locked / "dir" / "foo.txt"),
+                            "options": ["bind", "ro"]})
+
+    out = rt("run", "-b", str(make_bundle(["sh", "-c", "cat /tmp/m1/foo.txt /tmp/m2"], edit=edit)), cid).stdout
+    assert out == "reached\nreached\n"

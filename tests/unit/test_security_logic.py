@@ -153,8 +153,12 @@ def test_errno_and_trace_default_to_eperm():
     ({"noNewPrivileges": True, "user": {"uid": 1000}}, None, True),
     ({"user": {"uid": 0}}, None, True),
     ({"user": {"uid": 1000}}, None, False),
-    ({"user": {"uid": 0}}, {"effective": set()}, False),
-    ({"user": {"uid": 1000}}, {"effective": {caps.CAPS["CAP_SYS_ADMIN"]}}, True),
+    # the stub loads it after its own execve: root keeps its bounding set, a user only its ambient set
+    ({"user": {"uid": 0}}, {"effective": set(), "bounding": set()}, False),
+    ({"user": {"uid": 0}}, {"effective": set(), "bounding": {caps.CAPS["CAP_SYS_ADMIN"]}}, True),
+    ({"user": {"uid": 1000}}, {"effective": {caps.CAPS["CAP_SYS_ADMIN"]}, "ambient": set()}, False),
+    ({"user": {"uid": 1000}}, {"effective": {caps.CAPS["CAP_SYS_ADMIN"]}, "ambient": {caps.CAPS["CAP_SYS_ADMIN"]}},
+     True),
 ])
 def test_when_the_filter_can_be_loaded_late(process, cap_sets, late):
     assert seccomp.can_load_late(process, cap_sets) is late
