@@ -351,11 +351,14 @@ def _cgroup_paths(paths: dict[str, str], requests: list[str]) -> dict[str, str]:
                 subs[ctrl] = parts[1]
     from . import cgroups
 
-    names = {mp: set(key.split(",")) for key, mp in cgroups.hierarchies().items()}
-    for mp in names:
-        if mp.endswith("/unified") or names[mp] == {cgroups.UNIFIED}:
-            names[mp] |= {"", cgroups.UNIFIED}
-        names[mp] |= {n.partition("=")[2] for n in names[mp] if n.startswith("name=")}  # systemd
+    known = {mp: key for key, mp in cgroups.hierarchies().items()}
+    names: dict[str, set[str]] = {}
+    for mp in paths:
+        key = known.get(mp, os.path.basename(mp))  # e.g. "cpu,cpuacct", "name=systemd", "unified"
+        n = set(key.split(","))
+        if key == cgroups.UNIFIED:
+            n.add("")  # runc's name for the v2 hierarchy
+        names[mp] = n | {x.partition("=")[2] for x in n if x.startswith("name=")}
     out = dict(paths)
     for ctrl, sub in subs.items():
         targets = [mp for mp in paths if ctrl is None or ctrl in names.get(mp, ())]
