@@ -211,7 +211,8 @@ def _exec(root: str, container_id: str, opts: ExecOptions) -> int:
         if not opts.detach:
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us when the joiner exits
         pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "status": "running", "pid": c.pid,
-                            "bundle": c.bundle, "annotations": c.annotations})
+                            "bundle": c.bundle, "annotations": c.annotations},
+                     {} if status == "paused" else cgroup_paths)  # --ignore-paused: wait for the thaw
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -247,7 +248,9 @@ def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
     sealed.ensure(sealed.exposed(sets, userns))
 
 
-def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
+def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str]) -> int:
+    """Fork the joiner and wait for the process's pid; give up if the `watched` cgroups get frozen."""
+    from . import cgroups
     from .process import setns_init
     from .process.channel import Channel
 
@@ -259,9 +262,10 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
         setns_init.join(plan, child)
     child.close()
     pid = 0
+    stuck = False
     try:
         while True:
-            msg = parent.recv()
+            msg = cgroups.recv_unless_frozen(parent, watched)
             if msg is None:
                 break
             if "error" in msg:
@@ -277,8 +281,11 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
         if not pid:
             raise RuntimeFailure("exec: the process exited before it was set up")
         return pid
+    except cgroups.FrozenWhileWaiting:
+        stuck = True
+        raise
     finally:
-        os.waitpid(joiner, 0)
+        cgroups.reap_or_leave(joiner, stuck)
         parent.close()
 
 

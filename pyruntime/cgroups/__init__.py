@@ -146,6 +146,34 @@ def frozen(paths: dict[str, str]) -> str | None:
     return None
 
 
+class FrozenWhileWaiting(RuntimeFailure):
+    """The cgroup got frozen while a process being set up in it was awaited."""
+
+
+def recv_unless_frozen(chan: Any, paths: dict[str, str]) -> Any:
+    """chan.recv() from a process setting up in the cgroup, giving up if the cgroup gets frozen
+    meanwhile (by a freezer write of someone else's): it would wait there for good, and so would we."""
+    p = select.poll()
+    p.register(chan.fileno(), select.POLLIN)
+    while not p.poll(1000):
+        if paths and (where := frozen(paths)):
+            raise FrozenWhileWaiting(f"container's cgroup unexpectedly frozen ({where}) during the setup")
+    return chan.recv()
+
+
+def reap_or_leave(pid: int, frozen_child: bool) -> None:
+    """waitpid, except for a child stuck in a frozen v1 cgroup (SIGKILL waits for the thaw there):
+    it is killed and left to be reaped by whoever inherits it."""
+    if not frozen_child:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, os.WNOHANG)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 SHARED_MARK = "cgroup-shared"  # a file in the state dir of each container known to share its cgroup
 
 

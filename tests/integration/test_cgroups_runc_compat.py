@@ -91,6 +91,21 @@ def test_create_refuses_a_frozen_cgroup_instead_of_hanging(rt, make_bundle, cid,
         thaw_and_remove(d, name)
 
 
+def test_create_gives_up_when_the_cgroup_is_frozen_during_the_setup(rt, make_bundle, cid, cgroup_parent):
+    """Frozen by someone else while the init sets up (here: by a createRuntime hook): the runtime
+    must not wait for the init for good; it fails, and cleans up (thawing what it killed)."""
+    d, name, value = freezer_dir(f"{cgroup_parent}/c")
+
+    def edit(c: dict[str, Any]) -> None:
+        c["linux"]["cgroupsPath"] = f"{cgroup_parent}/c"
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo {value} > {d / name}"]}]}
+
+    proc = rt("create", "--bundle", str(make_bundle(["true"], edit=edit)), cid, check=False, timeout=120)
+    assert proc.returncode == 1 and "unexpectedly frozen" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert rt.ids() == [] and not d.exists()  # and cgroup_parent checks that nothing else is left
+
+
 # -- exec and pause ------------------------------------------------------------------------------
 def test_exec_into_a_paused_container_exits_255(rt, make_bundle, cid):
     detached(rt, make_bundle, cid)
