@@ -53,7 +53,7 @@ _UPDATE_FLAGS = [
     ("--memory-swap", "Memory plus swap limit, -1 unlimited."),
     ("--kernel-memory", "Kernel memory limit (ignored: not supported by current kernels)."),
     ("--kernel-memory-tcp", "Kernel TCP memory limit (ignored)."),
-    ("--cpu-shares", "CPU shares (relative weight)."),
+    ("--cpu-shares --cpu-share", "CPU shares (relative weight); --cpu-share is runc's spelling."),
     ("--cpu-quota", "CPU CFS quota in microseconds per period."),
     ("--cpu-period", "CPU CFS period in microseconds."),
     ("--cpu-burst", "CPU CFS burst in microseconds."),
@@ -69,7 +69,7 @@ _UPDATE_FLAGS = [
 
 def _update_options(f):  # noqa: ANN001, ANN202
     for name, help_text in reversed(_UPDATE_FLAGS):
-        f = click.option(name, default=None, help=help_text)(f)
+        f = click.option(*name.split(), default=None, help=help_text)(f)
     return f
 
 

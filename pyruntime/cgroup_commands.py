@@ -89,14 +89,41 @@ def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tu
             raise RuntimeFailure(f"{source}: invalid JSON: {e}") from None
         if not isinstance(res, dict):
             raise RuntimeFailure(f"{source}: the resources must be a JSON object")
+        res = fold_keys(res, schema.RESOURCES)
         schema.validate(res, schema.RESOURCES, source, "linux.resources")
+        return res, source  # as runc: with --resources, the other flags are ignored
     for flag, (group, key), kind in FLAGS:
         text = flags.get(flag)
         if text is None:
             continue
         value: Any = parse_size(text, flag) if kind == "size" else _int(text, flag) if kind == "int" else text
+        if value in (0, "") and flag not in ("cpu_idle", "cpu_burst"):  # runc: 0 (or empty) leaves the value unchanged
+            continue
         res.setdefault(group, {})[key] = value
     return res, source
+
+
+def fold_keys(value: Any, node: Any) -> Any:
+    """Object keys matched case-insensitively when not exact (Go's encoding/json, which decodes
+    runc's --resources: {"CPU": {"Cpus": "1"}} is {"cpu": {"cpus": "1"}}); a later duplicate of an
+    object merges into the earlier one, of a scalar replaces it, as Go decodes them."""
+    from . import schema
+
+    if isinstance(node, schema.ListOf) and isinstance(value, list):
+        return [fold_keys(v, node.item) for v in value]
+    if isinstance(node, schema.MapOf) and isinstance(value, dict):
+        return {k: fold_keys(v, node.value) for k, v in value.items()}
+    if not (isinstance(node, schema.Obj) and isinstance(value, dict)):
+        return value
+    lower = {k.lower(): k for k in node.fields}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        name = k if k in node.fields else lower.get(k.lower(), k)
+        v = fold_keys(v, node.fields.get(name))
+        if isinstance(v, dict) and isinstance(out.get(name), dict):
+            v = _merge(out[name], v)
+        out[name] = v
+    return out
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -283,7 +283,7 @@ def entry() -> None:
         sys.exit(1)
     except RuntimeFailure as e:
         log.error(str(e))
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # noqa: BLE001

@@ -74,7 +74,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         if "user" not in namespaces:
             raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
                               "(try `pyruntime spec --rootless`)")
-        cgroup_paths = cgroups.delegated(cgroup_paths)  # rootless: only cgroups the user may write
+        limits = any(v for k, v in ((config.get("linux") or {}).get("resources") or {}).items() if k != "devices")
+        cgroup_paths = cgroups.delegated(cgroup_paths, limits)  # rootless: only cgroups the user may write
     extra_env: dict[str, str] = {}
     preserve = opts.preserve_fds
     if os.environ.get("LISTEN_FDS", "").isdigit():  # socket activation is passed through as runc does
@@ -82,17 +83,25 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
 
     c = state.create(root, container_id)  # first: a taken ID is "already exists", whatever else is wrong
-    try:  # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
+    try:
+        if cgroup_paths and (frozen := cgroups.frozen(cgroup_paths)):  # its init would stop there for good
+            raise ConfigError(file, "linux.cgroupsPath", f"container's cgroup unexpectedly frozen ({frozen}): "
+                              "thaw it, or use another cgroup")
+        # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
         cgroup_lock = cgroups.claim(cgroup_paths) if cgroup_paths else -1
     except BaseException:
         c.remove()
         raise
     in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
-    if in_use:  # sharing it would make this container's delete (or failed create) kill the other's
-        os.close(cgroup_lock)
-        c.remove()
-        raise ConfigError(file, "linux.cgroupsPath", f"cgroup {next(iter(cgroup_paths.values()))} is in use "
-                          f"({len(in_use)} processes): another container's?")
+    if in_use:  # runc 1.1 allows it with a warning; deleting either container must spare the other's processes
+        log.warning(f"container's cgroup is not empty: {len(in_use)} process(es) found "
+                    f"({next(iter(cgroup_paths.values()))}); they are not this container's and delete leaves them")
+        try:
+            cgroups.mark_shared(root, container_id, c.dir_fd, cgroup_paths)
+        except BaseException:
+            os.close(cgroup_lock)
+            c.remove()
+            raise
     c.bundle, c.annotations, c.config = bundle, config.get("annotations") or {}, _kept_config(config)
     c.cgroup_paths = cgroup_paths
     fds: list[int] = [cgroup_lock] if cgroup_lock >= 0 else []
@@ -340,7 +349,10 @@ def _destroy(c: Container) -> None:
             pidfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
             pidfd = -1
-    if c.cgroup_paths:
+    # A cgroup shared with another container (see cgroups.mark_shared): with a pid namespace of its
+    # own, killing the init kills exactly this container's processes; the cgroup stays if others remain.
+    shared = bool(c.cgroup_paths) and cgroups.is_shared(c.dir_fd) and _own_pid_namespace(c)
+    if c.cgroup_paths and not shared:
         cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
     if pidfd >= 0:
         try:
@@ -349,14 +361,19 @@ def _destroy(c: Container) -> None:
             # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
             # is PID 1 of its namespace stays unexited until every process of the namespace is
             # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
-            if not c.cgroup_paths:
+            if not c.cgroup_paths or shared:
                 select.select([pidfd], [], [], 10)
         except ProcessLookupError:
             pass
         finally:
             os.close(pidfd)
     _checkpoint("delete:killed")
-    if c.cgroup_paths:
+    if shared:
+        try:
+            cgroups.remove(c.cgroup_paths, timeout=1.0)
+        except RuntimeFailure:
+            log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
+    elif c.cgroup_paths:
         try:
             cgroups.remove(c.cgroup_paths, timeout=2.0)
         except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
@@ -364,6 +381,14 @@ def _destroy(c: Container) -> None:
             cgroups.remove(c.cgroup_paths)
     _checkpoint("delete:cgroup-removed")
     c.remove()
+
+
+def _own_pid_namespace(c: Container) -> bool:
+    """Whether the container made its own pid namespace (its processes die with its init)."""
+    for ns in (c.config.get("linux") or {}).get("namespaces") or []:
+        if ns.get("type") == "pid":
+            return not ns.get("path")
+    return False
 
 
 def wait_exit(pid: int) -> int:

@@ -4,6 +4,8 @@
 class RuntimeFailure(Exception):
     """A user-facing failure: its message is the whole explanation, no traceback is shown."""
 
+    exit_code = 1  # `exec` fails with 255, as runc's does (its process's own codes are 0-255 too)
+
 
 class ConfigError(RuntimeFailure):
     """config.json (or a process.json) is not acceptable; the message names the file and JSON path."""

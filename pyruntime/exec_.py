@@ -138,7 +138,16 @@ def _check(process: dict[str, Any], file: str) -> None:
 
 
 def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
-    """Run the process; return its exit code (foreground) or 0 once it runs (detached)."""
+    """Run the process; return its exit code (foreground) or 0 once it runs (detached). Every
+    failure of exec itself exits 255, as runc's: 1-254 are the process's own exit codes."""
+    try:
+        return _exec(root, container_id, opts)
+    except RuntimeFailure as e:
+        e.exit_code = 255
+        raise
+
+
+def _exec(root: str, container_id: str, opts: ExecOptions) -> int:
     import _prctl  # the C module: prctl.py costs ~0.7 ms to import
 
     from .process import setns_init
@@ -154,7 +163,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             raise RuntimeFailure(f"cannot exec in a stopped container {container_id!r}")
         if status == "paused" and not opts.ignore_paused:
             raise RuntimeFailure(f"cannot exec in a paused container {container_id!r} "
-                                 "(resume it, or use --ignore-paused)")
+                                 "(use --ignore-paused to override)")
         process, file = build_process(c, opts)
         _seal_if_exposed(c, process)
         if process.get("terminal") and not opts.console_socket and opts.detach:
@@ -193,10 +202,17 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             preserve_fds=opts.preserve_fds, no_new_privs=bool(process.get("noNewPrivileges")) or bool(
                 (c.config.get("process") or {}).get("noNewPrivileges")),
             seccomp=seccomp_prog, lock_fd=c.dir_fd)
+        if status == "paused":
+            # --ignore-paused: the process joins the frozen cgroup and its setup waits there until
+            # `resume`, which needs the state lock: do not hold it meanwhile (runc waits the same way)
+            import fcntl
+
+            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
         if not opts.detach:
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us when the joiner exits
         pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "status": "running", "pid": c.pid,
-                            "bundle": c.bundle, "annotations": c.annotations})
+                            "bundle": c.bundle, "annotations": c.annotations},
+                     {} if status == "paused" else cgroup_paths)  # --ignore-paused: wait for the thaw
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -232,7 +248,9 @@ def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
     sealed.ensure(sealed.exposed(sets, userns))
 
 
-def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
+def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str]) -> int:
+    """Fork the joiner and wait for the process's pid; give up if the `watched` cgroups get frozen."""
+    from . import cgroups
     from .process import setns_init
     from .process.channel import Channel
 
@@ -244,9 +262,10 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
         setns_init.join(plan, child)
     child.close()
     pid = 0
+    stuck = False
     try:
         while True:
-            msg = parent.recv()
+            msg = cgroups.recv_unless_frozen(parent, watched)
             if msg is None:
                 break
             if "error" in msg:
@@ -262,8 +281,11 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
         if not pid:
             raise RuntimeFailure("exec: the process exited before it was set up")
         return pid
+    except cgroups.FrozenWhileWaiting:
+        stuck = True
+        raise
     finally:
-        os.waitpid(joiner, 0)
+        cgroups.reap_or_leave(joiner, stuck)
         parent.close()
 
 
@@ -318,27 +340,43 @@ def _compile_seccomp(c: Container) -> Any:
 
 
 def _cgroup_paths(paths: dict[str, str], requests: list[str]) -> dict[str, str]:
-    """runc's --cgroup: "sub" (every hierarchy) or "ctrl[,ctrl]:sub", a sub-cgroup of the container's."""
+    """runc's --cgroup: "sub" (one, for every hierarchy) or "ctrl[,ctrl]:sub" (repeatable), a
+    sub-cgroup of the container's; "/" is the container's own. A missing sub-cgroup fails at the join."""
     if not requests:
         return dict(paths)
-    out = dict(paths)
+    subs: dict[str | None, str] = {}  # None: every hierarchy
     for req in requests:
-        ctrls, sep, sub = req.rpartition(":")
-        parts = [p for p in sub.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise RuntimeFailure(f"--cgroup {req!r}: expected a sub-cgroup path of the container's cgroup")
-        wanted = set(ctrls.split(",")) if sep else None
-        matched = False
-        for mount_point, path in paths.items():
-            names = set(os.path.basename(mount_point).split(","))
-            if wanted is None or names & wanted or (mount_point.endswith("/unified") and wanted & {"", "unified"}):
-                target = os.path.join(path, *parts)
-                if not os.path.isdir(target):
-                    raise RuntimeFailure(f"--cgroup {req!r}: {target} does not exist")
-                out[mount_point] = target
-                matched = True
-        if not matched:
-            raise RuntimeFailure(f"--cgroup {req!r}: no hierarchy with controller {ctrls!r}")
+        parts = req.split(":")
+        if len(parts) > 2:
+            raise RuntimeFailure(f"invalid --cgroup argument: {req}")
+        if len(parts) == 1:
+            if len(requests) != 1:
+                raise RuntimeFailure(f"invalid --cgroup argument: {req} (missing <controller>: prefix)")
+            subs[None] = req
+        else:
+            for ctrl in parts[0].split(","):
+                subs[ctrl] = parts[1]
+    from . import cgroups
+
+    known = {mp: key for key, mp in cgroups.hierarchies().items()}
+    names: dict[str, set[str]] = {}
+    for mp in paths:
+        key = known.get(mp, os.path.basename(mp))  # e.g. "cpu,cpuacct", "name=systemd", "unified"
+        n = set(key.split(","))
+        if key == cgroups.UNIFIED:
+            n.add("")  # runc's name for the v2 hierarchy
+        names[mp] = n | {x.partition("=")[2] for x in n if x.startswith("name=")}
+    out = dict(paths)
+    for ctrl, sub in subs.items():
+        targets = [mp for mp in paths if ctrl is None or ctrl in names.get(mp, ())]
+        if not targets:
+            raise RuntimeFailure(f"--cgroup {ctrl}:{sub}: unknown controller {ctrl} (not in this container's cgroups)")
+        for mp in targets:
+            base = paths[mp]
+            target = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+            if target != base and not target.startswith(base + "/"):
+                raise RuntimeFailure(f"--cgroup: {sub} is not a sub cgroup path")
+            out[mp] = target
     return out
 
 

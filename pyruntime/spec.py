@@ -139,6 +139,9 @@ DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 def default_spec(rootless: bool = False) -> dict[str, Any]:
     """The config.json `pyruntime spec` writes: runc's default, runnable with a busybox rootfs."""
+    # Like runc: a cgroup namespace only on a pure cgroup v2 host. On v1/hybrid hosts the container
+    # then sees (and exec'd processes report) its real cgroup paths, as runc's tests expect.
+    cgroupns = ("cgroup",) if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else ()
     spec: dict[str, Any] = {
         "ociVersion": "1.2.0",
         "process": {
@@ -170,7 +173,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", *cgroupns)],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                             "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
                             "/proc/scsi"],
@@ -179,7 +182,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
     }
     if rootless:
         uid, gid = os.getuid(), os.getgid()
-        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", *cgroupns, "user")]
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
         spec["linux"].pop("resources")

@@ -67,9 +67,10 @@ def plan(config: dict[str, Any], container_id: str, systemd: bool, file: str) ->
     return {mp: mp + path for mp in hierarchies().values()}
 
 
-def delegated(paths: dict[str, str]) -> dict[str, str]:
-    """For a rootless caller: the hierarchies where it may create the cgroup (a delegated subtree);
-    the others are skipped with a warning, as runc and crun do."""
+def delegated(paths: dict[str, str], limits: bool = True) -> dict[str, str]:
+    """For a rootless caller: the hierarchies where it may create the cgroup (a delegated subtree).
+    The others are skipped, with a warning only when the config asks for limits (runc is silent
+    otherwise)."""
     from .. import log
 
     usable = {}
@@ -79,7 +80,7 @@ def delegated(paths: dict[str, str]) -> dict[str, str]:
             existing = os.path.dirname(existing)
         if os.access(existing, os.W_OK) and existing != mount_point:
             usable[mount_point] = path
-    if len(usable) < len(paths):
+    if limits and len(usable) < len(paths):
         log.warning("rootless: cgroups not delegated to this user are skipped: "
                     + ", ".join(sorted(set(paths) - set(usable))))
     return usable
@@ -119,6 +120,113 @@ def claim(paths: dict[str, str]) -> int:
     raise RuntimeFailure(f"cannot create cgroup {path}: it keeps disappearing")
 
 
+def frozen(paths: dict[str, str]) -> str | None:
+    """The cgroup (or the nearest existing ancestor of one not made yet) whose freezer holds it
+    frozen: a process joining it would stop at once, so create must refuse it (as runc does)."""
+    for mount_point, path in paths.items():
+        d = path
+        while not os.path.isdir(d) and d != mount_point:
+            d = os.path.dirname(d)
+        if d == mount_point:
+            continue  # a hierarchy's root cannot be frozen
+        try:
+            if os.path.exists(f"{d}/freezer.state"):
+                with open(f"{d}/freezer.state") as f:
+                    if f.read().strip() in ("FROZEN", "FREEZING"):
+                        return d
+            elif os.path.exists(f"{d}/cgroup.events"):
+                with open(f"{d}/cgroup.events") as f:
+                    if "frozen 1" in f.read().splitlines():
+                        return d
+                with open(f"{d}/cgroup.freeze") as f:
+                    if f.read().strip() == "1":
+                        return d
+        except FileNotFoundError:
+            continue
+    return None
+
+
+class FrozenWhileWaiting(RuntimeFailure):
+    """The cgroup got frozen while a process being set up in it was awaited."""
+
+
+def recv_unless_frozen(chan: Any, paths: dict[str, str]) -> Any:
+    """chan.recv() from a process setting up in the cgroup, giving up if the cgroup gets frozen
+    meanwhile (by a freezer write of someone else's): it would wait there for good, and so would we."""
+    p = select.poll()
+    p.register(chan.fileno(), select.POLLIN)
+    while not p.poll(1000):
+        if paths and (where := frozen(paths)):
+            raise FrozenWhileWaiting(f"container's cgroup unexpectedly frozen ({where}) during the setup")
+    return chan.recv()
+
+
+def reap_or_leave(pid: int, frozen_child: bool) -> None:
+    """waitpid, except for a child stuck in a frozen v1 cgroup (SIGKILL waits for the thaw there):
+    it is killed and left to be reaped by whoever inherits it."""
+    if not frozen_child:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, os.WNOHANG)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+SHARED_MARK = "cgroup-shared"  # a file in the state dir of each container known to share its cgroup
+
+
+def mark_shared(root: str, container_id: str, dir_fd: int, paths: dict[str, str]) -> None:
+    """The container joins a cgroup that already holds processes (runc 1.1 allows this with a
+    warning): mark it, and the containers of the same --root that use that cgroup, so that deleting
+    one of them kills only its own processes and leaves the cgroup to the others."""
+    import json
+
+    from .. import state
+
+    os.close(os.open(SHARED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
+    for other in state.list_ids(root):
+        if other == container_id:
+            continue
+        try:
+            with open(os.path.join(root, other, state.STATE_FILE), "rb") as f:
+                if json.loads(f.read()).get("cgroup_paths") != paths:
+                    continue
+            _mark_other(os.path.join(root, other))
+        except (OSError, ValueError, AttributeError):
+            continue  # gone meanwhile, or not a state we can read
+
+
+def _mark_other(path: str) -> None:
+    """Under a shared lock of its state dir, so a delete removing it never finds a new file there.
+    Never blocking: a create holding its lock may be waiting for our cgroup claim."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        for _attempt in range(100):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.01)  # a short command (update, pause, delete) holds it
+        else:
+            return
+        if os.fstat(fd).st_nlink:
+            os.close(os.open(SHARED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def is_shared(dir_fd: int) -> bool:
+    try:
+        os.stat(SHARED_MARK, dir_fd=dir_fd)
+        return True
+    except OSError:
+        return False
+
+
 def manager(paths: dict[str, str]) -> Manager:
     """The resource driver for a container's recorded cgroup paths: v2 when only cgroup2 is there."""
     if paths and all(os.path.exists(f"{m}/cgroup.controllers") for m in paths):
@@ -147,7 +255,8 @@ def _mkdir_p(mount_point: str, path: str, unified_host: bool = False) -> None:
 def _mkdir_chain(mount_point: str, path: str, unified_host: bool) -> None:
     rel = path[len(mount_point):].strip("/").split("/")
     cur = mount_point
-    v1 = not os.path.exists(f"{mount_point}/cgroup.controllers")
+    # v1 cpuset: a group starts with empty cpus/mems and cannot be joined until they are set
+    v1_cpuset = os.path.exists(f"{mount_point}/cpuset.cpus") and not os.path.exists(f"{mount_point}/cgroup.controllers")
     for part in rel:
         parent, cur = cur, f"{cur}/{part}"
         if unified_host:
@@ -155,15 +264,28 @@ def _mkdir_chain(mount_point: str, path: str, unified_host: bool) -> None:
         try:
             os.mkdir(cur, 0o755)
         except FileExistsError:
-            continue
+            pass
         except FileNotFoundError:
             raise
         except OSError as e:
             raise RuntimeFailure(f"cannot create cgroup {cur}: {e.strerror.lower()}") from None
-        if v1 and os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
-                    dst.write(src.read())
+        if v1_cpuset:  # ours or not (e.g. a pod cgroup made by someone else): fill what is empty, as runc
+            _inherit_cpuset(parent, cur)
+
+
+def _inherit_cpuset(parent: str, cur: str) -> None:
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        with open(f"{cur}/{name}") as f:
+            if f.read().strip():
+                continue
+        with open(f"{parent}/{name}") as src:
+            value = src.read().strip()
+        try:
+            with open(f"{cur}/{name}", "w") as dst:
+                dst.write(value)
+        except OSError as e:
+            raise RuntimeFailure(f"cannot initialise {cur}/{name} from its parent ({value!r}): "
+                                 f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _enable_controllers(parent: str) -> None:
@@ -195,13 +317,15 @@ def join(paths: dict[str, str], pid: int = 0) -> None:
     """Move pid (0: the caller) into every hierarchy's cgroup."""
     data = str(pid).encode()
     for path in paths.values():
-        fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, data)
+            fd = os.open(f"{path}/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
         except OSError as e:
-            raise RuntimeFailure(f"cannot join cgroup {path}: {e.strerror.lower()}") from None
-        finally:
-            os.close(fd)
+            raise RuntimeFailure(f"cannot join cgroup {path}: adding pid {pid or os.getpid()} to "
+                                 f"{path}/cgroup.procs: {(e.strerror or str(e)).lower()}") from None
 
 
 def pids(paths: dict[str, str]) -> list[int]:

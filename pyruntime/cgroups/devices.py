@@ -1,6 +1,6 @@
 """Device access rules: the spec's linux.resources.devices, then runc's default allow-list appended
-(so, as with runc, those stay usable whatever the rules before them say). linux.devices grants
-nothing by itself (runc's rule too).
+(so, as with runc, those stay usable whatever the rules before them say). As with runc, linux.devices
+only creates nodes: access to them is what linux.resources.devices grants.
 
 v1 writes them to devices.deny/devices.allow; v2 compiles them into a BPF_PROG_TYPE_CGROUP_DEVICE
 program (csrc/ebpf.c) attached to the cgroup.
@@ -58,17 +58,19 @@ def rules(resources: dict[str, Any], linux_devices: list[dict[str, Any]] | None,
         if dtype not in ("a", "b", "c"):
             raise ConfigError(file, path + ".type", f"device type must be a, b or c, not {dtype!r}")
         access = d.get("access") or "rwm"
-        if not access or set(access) - set("rwm") or len(set(access)) != len(access):
+        if not set(access) & set("rwm"):
             raise ConfigError(file, path + ".access", f"access must be letters of 'rwm', not {access!r}")
+        if set(access) - set("rwm"):  # runc ignores them too (its tests use "rwa")
+            from .. import log
+
+            log.warning(f"{file}: {path}.access: {access!r}: only r, w and m are device permissions; "
+                        "the other letters are ignored")
         major, minor = d.get("major", ANY), d.get("minor", ANY)
         for name, v in (("major", major), ("minor", minor)):
             if v is not None and not ANY <= v < 2**31:
                 raise ConfigError(file, f"{path}.{name}", f"invalid device number {v}")
         out.append(Rule(bool(d["allow"]), dtype, ANY if major is None else major,
                         ANY if minor is None else minor, "".join(c for c in "rwm" if c in access)))
-    # linux.devices only makes nodes: as with runc, access to them is what the rules above grant
-    # (runc's dev.bats: a node for /dev/kmsg under a deny-all rule stays unusable). podman and
-    # containerd list each device in both places.
     return out + DEFAULT_ALLOW
 
 

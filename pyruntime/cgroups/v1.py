@@ -33,6 +33,9 @@ class V1Manager(Manager):
     def apply(self, resources: dict[str, Any], file: str, *, update: bool = False,
               devices: list[dict[str, Any]] | None = None) -> None:
         r, P = resources, "linux.resources"
+        if r.get("unified"):  # before anything is written ("invalid configuration": runc's words)
+            raise ConfigError(file, f"{P}.unified", "invalid configuration: unified (cgroup v2) resources "
+                              "cannot be set on a cgroup v1 host")
         mem = r.get("memory") or {}
         if mem:
             self._memory(mem, file, update)
@@ -62,9 +65,6 @@ class V1Manager(Manager):
             if d := self._dir("net_prio", f"{P}.network.priorities"):
                 writes.append(Write(f"{P}.network.priorities[{i}]", d, "net_prio.ifpriomap",
                                     f"{p['name']} {p['priority']}"))
-        if r.get("unified"):
-            raise ConfigError(file, f"{P}.unified", "unified (cgroup v2) resources cannot be set on a "
-                              "cgroup v1 host")
         run_writes(writes, file)
         if not update and os.geteuid() == 0 and (d := self.ctl.get("devices")):
             devices_mod.apply_v1(d, devices_mod.rules(r, devices, file), file)

@@ -75,9 +75,10 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     # process: never by the init itself, which a process of a shared pid namespace could hijack.
     late = late_pid_join(plan)
     trusted_pids = 2 if late else 1
+    stuck = False  # the intermediate may be frozen (cgroups.recv_unless_frozen)
     try:
         while True:
-            msg = parent.recv()
+            msg = cgroups.recv_unless_frozen(parent, plan.cgroup_paths)
             if msg is None:
                 break
             if "error" in msg:
@@ -113,12 +114,13 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         if not init_pid or not ready:
             raise RuntimeFailure("container init exited before it was set up")
         return init_pid
-    except BaseException:
+    except BaseException as e:
+        stuck = isinstance(e, cgroups.FrozenWhileWaiting)
         if init_pid:
             _kill(init_pid)
         raise
     finally:
-        os.waitpid(pid1, 0)
+        cgroups.reap_or_leave(pid1, stuck)
         parent.close()
 
 

@@ -234,6 +234,7 @@ def test_rootless_run_foreground_exit_code(unprivileged_user):
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.split() == ["0", str(u["uid"]), "1"]
     assert "Traceback" not in proc.stderr
+    assert proc.stderr == "", proc.stderr  # no limits asked: no warning about undelegated cgroups (runc)
     assert os.listdir(Path(u["xdg"], "pyruntime")) == []
 
 

@@ -56,8 +56,11 @@ def test_parse_interval(text, value):
 def test_build_update_from_flags_and_file(tmp_path):
     f = tmp_path / "r.json"
     f.write_text('{"memory": {"limit": 1000000}, "cpu": {"shares": 512}}')
-    res, source = build_update(str(f), {"pids_limit": "50", "memory": "64m", "cpuset_cpus": "0-1"})
-    assert res == {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512, "cpus": "0-1"}, "pids": {"limit": 50}}
+    flags = {"pids_limit": "50", "memory": "64m", "cpuset_cpus": "0-1"}
+    res, source = build_update(str(f), flags)
+    assert res == {"memory": {"limit": 1000000}, "cpu": {"shares": 512}}  # as runc: the file alone counts
+    assert build_update(None, dict(flags, cpu_shares="0"))[0] == {
+        "memory": {"limit": 64 << 20}, "cpu": {"cpus": "0-1"}, "pids": {"limit": 50}}  # 0: unchanged (runc)
     assert source == str(f)
 
 
@@ -72,14 +75,27 @@ def test_device_rules_order_and_defaults():
     rules = devices.rules({"devices": [{"allow": False, "access": "rwm"},
                                        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "wr"}]},
                           [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229}], "config.json")
-    # linux.devices (/dev/fuse here) grants nothing by itself, as with runc
-    assert [r.v1() for r in rules[:2]] == ["a", "c 1:11 rw"]
+    assert [r.v1() for r in rules[:2]] == ["a", "c 1:11 rw"]  # linux.devices adds no rule (runc)
     assert rules[2:] == devices.DEFAULT_ALLOW
 
 
 @pytest.mark.parametrize("rule,path", [({"allow": True, "type": "x"}, "type"),
-                                       ({"allow": True, "access": "rwx"}, "access"),
-                                       ({"allow": True, "access": "rr"}, "access")])
+                                       ({"allow": True, "access": "xyz"}, "access")])
 def test_device_rules_reject_bad_values(rule, path):
     with pytest.raises(ConfigError, match=rf"linux\.resources\.devices\[0\]\.{path}"):
         devices.rules({"devices": [rule]}, None, "config.json")
+
+
+def test_build_update_matches_keys_as_go_does(tmp_path):
+    """runc decodes --resources with Go's encoding/json: field names match case-insensitively, and a
+    second spelling of an object merges into the first."""
+    f = tmp_path / "r.json"
+    f.write_text('{"cpu": {"shares": 100}, "CPU": {"Cpus": "1"}, "Pids": {"LIMIT": 5}, "unified": {"Cpu.Max": "x"}}')
+    res, _ = build_update(str(f), {})
+    assert res == {"cpu": {"shares": 100, "cpus": "1"}, "pids": {"limit": 5}, "unified": {"Cpu.Max": "x"}}
+
+
+def test_device_access_letters_runc_ignores():
+    rules = devices.rules({"devices": [{"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]},
+                          None, "config.json")
+    assert rules[0].v1() == "c 1:11 rw"

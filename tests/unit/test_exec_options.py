@@ -88,6 +88,10 @@ def test_cgroup_sub_paths(tmp_path):
     assert _cgroup_paths(paths, []) == paths
     assert _cgroup_paths(paths, ["sub"]) == {str(v1): str(v1 / "ctr" / "sub"), str(uni): str(uni / "ctr" / "sub")}
     assert _cgroup_paths(paths, ["pids:sub"]) == {str(v1): str(v1 / "ctr" / "sub"), str(uni): str(uni / "ctr")}
-    for bad in ("../x", "pids:..", "/", "memory:sub", "pids:missing"):
+    assert _cgroup_paths(paths, ["/"]) == paths  # runc: the container's own
+    assert _cgroup_paths(paths, ["pids:missing"])[str(v1)] == str(v1 / "ctr" / "missing")  # fails at the join
+    for bad in ("../x", "pids:..", "memory:sub", "pids:a:b"):
         with pytest.raises(RuntimeFailure, match="--cgroup"):
             _cgroup_paths(paths, [bad])
+    with pytest.raises(RuntimeFailure, match="missing <controller>: prefix"):
+        _cgroup_paths(paths, ["sub", "pids:sub"])
