@@ -106,11 +106,11 @@ def run(g: Globals, container_id: str, detach: bool, keep: bool, **kw) -> None: 
 @click.argument("container_id")
 @click.pass_obj
 def state(g: Globals, container_id: str) -> None:
-    """Print the container's state (runtime-spec JSON)."""
+    """Print the container's state (runc's: the runtime-spec state plus rootfs, created, owner)."""
+    from . import listing
     from . import state as state_mod
 
-    c = state_mod.load(g.root, container_id, lock=False)
-    click.echo(json.dumps(c.oci_state(), indent=2))
+    click.echo(listing.state_json(state_mod.load(g.root, container_id, lock=False)))
 
 
 @main.command(context_settings=CONTEXT)
@@ -269,7 +269,7 @@ def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, 
 
 def entry() -> None:
     """Console-script entry: one clear line and exit 1 on any failure; tracebacks only with --debug."""
-    from .errors import RuntimeFailure
+    from .errors import RuntimeFailure, os_failure
 
     debug = "--debug" in sys.argv[1:3] or "--debug" in sys.argv
     try:
@@ -283,14 +283,24 @@ def entry() -> None:
         sys.exit(1)
     except RuntimeFailure as e:
         log.error(str(e))
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:  # a step without its own message: still one line, with the path and cause
+        if debug:
+            raise
+        log.error(str(os_failure(_command(), e)))
+        sys.exit(1)
     except Exception as e:  # noqa: BLE001
         if debug:
             raise
         log.error(f"internal error: {type(e).__name__}: {e}")
         sys.exit(1)
+
+
+def _command() -> str:
+    """The command being run (for messages): the first argument that is a command name."""
+    return next((a for a in sys.argv[1:] if a in main.commands), "pyruntime")
 
 
 from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps

@@ -156,7 +156,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 def _kept_config(config: dict[str, Any]) -> dict[str, Any]:
     """What later commands need from config.json (hooks, process for exec defaults, linux bits)."""
     linux = config.get("linux") or {}
-    return {"hooks": config.get("hooks") or {}, "process": config.get("process"),
+    return {"ociVersion": config.get("ociVersion"), "hooks": config.get("hooks") or {}, "process": config.get("process"),
             "linux": {k: linux[k] for k in ("namespaces", "seccomp", "resources", "cgroupsPath", "netDevices")
                       if k in linux},
             "root": config.get("root")}
@@ -236,10 +236,12 @@ def start(c: Container) -> None:
 
 
 def signal_number(sig: str) -> int:
+    """A name (with or without SIG, any case) or a number; 0 checks that the process exists (runc
+    and kill(1) accept it: `kill -a ID 0` is how runc's tests probe a container)."""
     s = sig.upper()
     if s.isdigit():
         n = int(s)
-        if not 0 < n < signal.NSIG:
+        if not 0 <= n < signal.NSIG:
             raise RuntimeFailure(f"invalid signal {sig!r}")
         return n
     name = s if s.startswith("SIG") else "SIG" + s

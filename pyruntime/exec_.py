@@ -138,7 +138,26 @@ def _check(process: dict[str, Any], file: str) -> None:
 
 
 def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
-    """Run the process; return its exit code (foreground) or 0 once it runs (detached)."""
+    """Run the process; return its exit code (foreground) or 0 once it runs (detached). A failure
+    to start it exits 255, as runc's does, so that a caller can tell it from the process's own code."""
+    try:
+        pid, proxy = _start(root, container_id, opts)
+    except RuntimeFailure as e:
+        e.exit_code = 255
+        raise
+    except OSError as e:
+        from .errors import os_failure
+
+        failure = os_failure("exec", e)
+        failure.exit_code = 255
+        raise failure from None
+    if opts.detach:
+        return 0
+    return _wait(pid, proxy)
+
+
+def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
+    """Set the process up and start it: (its pid, the foreground terminal proxy or None)."""
     import _prctl  # the C module: prctl.py costs ~0.7 ms to import
 
     from .process import setns_init
@@ -216,9 +235,7 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
         for fd in fds:
             os.close(fd)
         c.close()  # the lock is not held while the process runs
-    if opts.detach:
-        return 0
-    return _wait(pid, proxy)
+    return pid, proxy
 
 
 def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
