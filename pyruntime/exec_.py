@@ -14,7 +14,7 @@ import re
 import signal
 from typing import Any
 
-from . import forwarding, spec, state
+from . import forwarding, log, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
@@ -73,7 +73,7 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
         if opts.args:
             raise RuntimeFailure("exec: give either --process FILE or a command, not both")
         file = os.path.abspath(opts.process_file)
-        process = spec.load_json(file, "process.json")
+        process = spec.load_json(file, "process.json", pipe_ok=True)
         if not isinstance(process, dict):
             raise ConfigError(file, "", "expected a JSON object (a runtime-spec process)")
         # Unset fields take the container's values, as runc does (never fewer restrictions).
@@ -255,6 +255,7 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
 
     setns_init.preload_for(plan)  # the children cannot import in the container
     parent, child = Channel.pair()
+    log.debug(f"nsexec container setup: joining container {plan.container_id}")
     joiner = os.fork()
     if joiner == 0:  # pragma: no cover - runs in the child
         parent.close()
@@ -272,6 +273,8 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
                 if pid:  # only the joiner reports it; a second one would come from a hijacked child
                     raise RuntimeFailure("exec: unexpected message from the process")
                 pid = msg["pid"]
+            elif "debug" in msg:
+                log.debug(str(msg["debug"]))
             elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
                 from .security import seccomp
 

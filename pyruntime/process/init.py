@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import hooks, native
+from .. import hooks, log, native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
@@ -90,6 +90,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
+    if log.debugging():  # the runtime logs it (runc's words, so that its tests and users find them)
+        chan.send(debug="child process in init(): mounts, pivot_root, the process's security")
     new_mountns = "mount" in plan.namespaces and not plan.namespaces["mount"]
     userns = "user" in plan.namespaces
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
@@ -227,6 +229,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
 
         numa.apply(linux["memoryPolicy"])
     os.umask(user.get("umask", 0o022))
+    if log.debugging():  # before the filter: after it, only the ready message is written
+        chan.send(debug="init: closing the pipe to signal completion (the init waits for start)")
     if plan.seccomp is not None and seccomp_late:
         # As late as possible: after this only write (ready), the exec of the stub, and the stub's
         # accept4/write/close/execve (plus sendmsg of the listener fd with SCMP_ACT_NOTIFY).

@@ -209,3 +209,53 @@ def test_unwritable_state_root_is_one_clear_line(public_dir, cid):
     assert proc.returncode == 1
     assert proc.stderr == f"pyruntime: cannot create the state directory: {root}/{cid}: permission denied\n"
     assert os.listdir(root) == []
+
+
+# -- terminal / --process / --debug ------------------------------------------------------------------
+
+def test_run_terminal_belongs_to_the_process_user(rt, make_bundle, cid):
+    """runc's tty.bats: the pty is the process's user's (the init opens it as root), its group
+    devpts' gid= option."""
+    def edit(config):  # noqa: ANN001, ANN202
+        config["process"]["terminal"] = True
+        config["process"]["user"] = {"uid": 1000, "gid": 100}
+        devpts = next(m for m in config["mounts"] if m["destination"] == "/dev/pts")
+        devpts["options"].append("gid=5")
+
+    bundle = make_bundle(["sh", "-c", "stat -c %u:%g $(tty)"], edit=edit)
+    proc = rt("run", "--bundle", str(bundle), cid, timeout=30)
+    assert proc.stdout.strip() == "1000:5"
+
+
+def test_exec_process_json_from_a_pipe(rt, running):
+    """exec -p <(...) or -p /dev/stdin: a pipe is read to its end (runc's tty.bats passes one)."""
+    cid, _ = running
+    r, w = os.pipe()
+    os.write(w, json.dumps({"args": ["echo", "from-a-pipe"], "cwd": "/"}).encode())
+    os.close(w)
+    try:
+        proc = rt("exec", "-p", "/dev/stdin", cid, stdin=r)
+    finally:
+        os.close(r)
+    assert proc.stdout == "from-a-pipe\n"
+
+
+def test_debug_lines_of_run_and_exec(rt, make_bundle, cid, tmp_path):
+    """--debug: the runtime's and its children's steps at debug level, on stderr without --log and
+    only in the log with it (runc's debug.bats and exec.bats look for these words)."""
+    proc = rt("--debug", "run", "--bundle", str(make_bundle(["true"])), cid)
+    assert "level=debug" in proc.stderr
+    for words in ("nsexec container setup", "child process in init()", "init: closing the pipe to signal completion"):
+        assert words in proc.stderr, proc.stderr
+    rt("run", "--detach", "--bundle", str(make_bundle(["sleep", "1000"])), f"{cid}-x")
+    try:
+        log = tmp_path / "log.json"
+        proc = rt("--debug", "--log", str(log), "--log-format", "json", "exec", f"{cid}-x", "true")
+        assert "debug" not in proc.stderr
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        text = log.read_text()
+        assert '"level":"debug"' in text
+        for words in ("nsexec container setup", "child process in init()", "setns_init: about to exec"):
+            assert any(words in e["msg"] for e in lines), text
+    finally:
+        rt("delete", "--force", f"{cid}-x")
