@@ -26,6 +26,7 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
+    pidfd_socket: str | None = None
 
 
 def create(root: str, container_id: str, opts: CreateOptions) -> Container:
@@ -136,6 +137,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             except OSError as e:
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: "
                                      f"{(e.strerror or str(e)).lower()}") from None
+        if opts.pidfd_socket:
+            from . import pidfd_socket
+
+            pidfd_socket.send(opts.pidfd_socket, pid)
         return c
     except BaseException:
         if net_devices and c.init_alive():  # virtual devices would die with the namespace

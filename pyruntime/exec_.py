@@ -34,6 +34,7 @@ class ExecOptions:
     detach: bool = False
     pid_file: str | None = None
     console_socket: str | None = None
+    pidfd_socket: str | None = None
     cwd: str | None = None
     env: list[str] = field(default_factory=list)
     user: str | None = None
@@ -227,6 +228,14 @@ def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
             except OSError as e:
                 forwarding.send(pid, signal.SIGKILL)
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: {e.strerror.lower()}") from None
+        if opts.pidfd_socket:
+            from . import pidfd_socket
+
+            try:
+                pidfd_socket.send(opts.pidfd_socket, pid)
+            except RuntimeFailure:
+                forwarding.send(pid, signal.SIGKILL)
+                raise
     except BaseException:
         if proxy:
             proxy.close()

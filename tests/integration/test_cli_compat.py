@@ -259,3 +259,32 @@ def test_debug_lines_of_run_and_exec(rt, make_bundle, cid, tmp_path):
             assert any(words in e["msg"] for e in lines), text
     finally:
         rt("delete", "--force", f"{cid}-x")
+
+
+def test_pidfd_socket_of_create_and_exec(rt, make_bundle, cid, tmp_path):
+    """--pidfd-socket (runc 1.2+): a pidfd of the init (create) or of the process (exec) arrives over
+    the socket; signalling through it reaches that very process."""
+    import signal
+
+    from _termutil import ConsoleReceiver
+
+    recv = ConsoleReceiver(str(tmp_path / "pidfd.sock"))
+    rt("create", "--bundle", str(make_bundle(["sleep", "1000"])), "--pidfd-socket", recv.path, cid)
+    try:
+        pidfd = recv.wait()
+        assert recv.message == b"pidfd"
+        init = rt.state(cid)["pid"]
+        assert f"Pid:\t{init}" in Path(f"/proc/self/fdinfo/{pidfd}").read_text()
+        os.close(pidfd)
+        rt("start", cid)
+        exec_recv = ConsoleReceiver(str(tmp_path / "pidfd-exec.sock"))
+        rt("exec", "--detach", "--pidfd-socket", exec_recv.path, cid, "sleep", "999")
+        pidfd = exec_recv.wait()
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            wait_until(lambda: "999" not in rt("ps", cid).stdout, what="the exec'd sleep killed through its pidfd")
+        finally:
+            os.close(pidfd)
+        assert rt.state(cid)["status"] == "running"
+    finally:
+        rt("delete", "--force", cid)
