@@ -21,7 +21,16 @@ class Globals:
         self.root, self.systemd_cgroup, self.debug, self.criu = root, systemd_cgroup, debug, criu
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """runc's words for an unknown command (`runc foo`, `runc foo -h`): "No help topic for 'foo'"."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise click.UsageError(f"No help topic for '{args[0]}'", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-v", "--version", message="pyruntime version %(version)s\nspec: 1.3.0")
 @click.option("--root", default=None, help="State directory (default /run/pyruntime; "
               "$XDG_RUNTIME_DIR/pyruntime for non-root).")

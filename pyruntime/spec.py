@@ -164,6 +164,13 @@ def namespaces(config: dict[str, Any]) -> dict[str, str | None]:
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
+def _default_namespaces() -> list[str]:
+    """runc's: a cgroup namespace only where the host is cgroup v2 only (on a v1 or hybrid host,
+    its tests add one themselves, and a second would be a duplicate)."""
+    unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return ["pid", "network", "ipc", "uts", "mount", *(["cgroup"] if unified else [])]
+
+
 def default_spec(rootless: bool = False) -> dict[str, Any]:
     """The config.json `pyruntime spec` writes: runc's default, runnable with a busybox rootfs."""
     spec: dict[str, Any] = {
@@ -197,7 +204,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in _default_namespaces()],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                             "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
                             "/proc/scsi"],
@@ -206,7 +213,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
     }
     if rootless:
         uid, gid = os.getuid(), os.getgid()
-        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup", "user")]
+        spec["linux"]["namespaces"] = [{"type": t} for t in _default_namespaces() if t != "network"] + [{"type": "user"}]
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
         spec["linux"].pop("resources")

@@ -288,3 +288,9 @@ def test_pidfd_socket_of_create_and_exec(rt, make_bundle, cid, tmp_path):
         assert rt.state(cid)["status"] == "running"
     finally:
         rt("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("args", [["foo"], ["foo", "-h"]])
+def test_unknown_command_in_runcs_words(rt, args):
+    proc = rt(*args, check=False)
+    assert proc.returncode != 0 and "No help topic for 'foo'" in proc.stderr  # runc's help.bats

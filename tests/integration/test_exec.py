@@ -84,12 +84,12 @@ def test_user_parsing_is_exact(rt, running):
     """Anything but uid[:gid] in plain decimal is refused before anything runs (crun CVE-2026-30892)."""
     for user in BAD_USERS:
         proc = rt("exec", "-u", user, running, "id", check=False)
-        assert proc.returncode == 1 and "--user" in proc.stderr and proc.stdout == "", (user, proc)
+        assert proc.returncode == 255 and "--user" in proc.stderr and proc.stdout == "", (user, proc)
 
 
 def test_bad_additional_gid_is_refused(rt, running):
     proc = rt("exec", "-g", "wheel", running, "true", check=False)
-    assert proc.returncode == 1 and "--additional-gids" in proc.stderr
+    assert proc.returncode == 255 and "--additional-gids" in proc.stderr
 
 
 def test_namespaces_and_cgroup_are_the_inits(rt, running, tmp_path):
@@ -225,20 +225,20 @@ def test_only_stdio_and_preserved_fds_reach_the_process(rt, running, tmp_path):
 def test_cwd_into_proc_fd_is_refused(rt, running, cwd):
     """CVE-2024-21626: a cwd through a file descriptor could land in a host directory."""
     proc = rt("exec", "--cwd", cwd, running, "pwd", check=False)
-    assert proc.returncode == 1 and proc.stdout == "" and "cwd" in proc.stderr
+    assert proc.returncode == 255 and proc.stdout == "" and "cwd" in proc.stderr
 
 
 def test_bad_cwd_and_missing_programs(rt, running):
     proc = rt("exec", "--cwd", "/nonexistent", running, "pwd", check=False)
-    assert proc.returncode == 1 and "no such file or directory" in proc.stderr
+    assert proc.returncode == 255 and "no such file or directory" in proc.stderr
     proc = rt("exec", running, "no-such-program", check=False)
-    assert proc.returncode == 1 and "executable file not found in $PATH" in proc.stderr
+    assert proc.returncode == 255 and "executable file not found in $PATH" in proc.stderr
     proc = rt("exec", running, "/no/such/file", check=False)
-    assert proc.returncode == 1 and "no such file or directory" in proc.stderr
+    assert proc.returncode == 255 and "no such file or directory" in proc.stderr
     proc = rt("exec", running, "/etc", check=False)
-    assert proc.returncode == 1 and "permission denied" in proc.stderr
+    assert proc.returncode == 255 and "permission denied" in proc.stderr
     proc = rt("exec", "--cwd", "relative", running, "pwd", check=False)
-    assert proc.returncode == 1 and "absolute" in proc.stderr
+    assert proc.returncode == 255 and "absolute" in proc.stderr
 
 
 def test_process_file(rt, running, tmp_path):
@@ -277,31 +277,31 @@ def test_bad_process_file_is_one_clear_line(rt, running, tmp_path):
     for content, where in BAD_PROCESS_FILES:
         f.write_text(content)
         proc = rt("exec", "--process", str(f), running, check=False)
-        assert proc.returncode == 1, content
+        assert proc.returncode == 255, content
         assert str(f) in proc.stderr and where in proc.stderr, (content, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     missing = tmp_path / "missing.json"
     proc = rt("exec", "--process", str(missing), running, check=False)
-    assert proc.returncode == 1 and str(missing) in proc.stderr and "no such file" in proc.stderr
+    assert proc.returncode == 255 and str(missing) in proc.stderr and "no such file" in proc.stderr
 
 
 def test_process_file_and_command_together_is_refused(rt, running, tmp_path):
     f = tmp_path / "p.json"
     f.write_text('{"cwd": "/", "args": ["true"]}')
     proc = rt("exec", "--process", str(f), running, "true", check=False)
-    assert proc.returncode == 1 and "not both" in proc.stderr
+    assert proc.returncode == 255 and "not both" in proc.stderr
 
 
 def test_exec_into_stopped_paused_and_missing_containers(rt, make_bundle, cid, running):
     proc = rt("exec", "no-such-container", "true", check=False)
-    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    assert proc.returncode == 255 and "does not exist" in proc.stderr
 
     freezer = _freezer_state(rt, running)
     freezer.write_text("FROZEN")
     try:
         assert rt.state(running)["status"] == "paused"
         proc = rt("exec", running, "true", check=False, timeout=20)
-        assert proc.returncode == 1 and "paused" in proc.stderr
+        assert proc.returncode == 255 and "paused" in proc.stderr
     finally:
         freezer.write_text("THAWED")
 
@@ -312,7 +312,7 @@ def test_exec_into_stopped_paused_and_missing_containers(rt, make_bundle, cid, r
         while rt.state(other)["status"] != "stopped" and time.monotonic() < deadline:
             time.sleep(0.05)
         proc = rt("exec", other, "true", check=False)
-        assert proc.returncode == 1 and "stopped" in proc.stderr
+        assert proc.returncode == 255 and "stopped" in proc.stderr
     finally:
         rt("delete", "--force", other)
 
@@ -423,7 +423,7 @@ def test_exec_cgroup_flag_joins_a_sub_cgroup(rt, running, tmp_path):
             os.kill(pid, signal.SIGKILL)
             wait_gone(pid)
         proc = rt("exec", "--cgroup", "pids:../escape", running, "true", check=False)
-        assert proc.returncode == 1 and "--cgroup" in proc.stderr
+        assert proc.returncode == 255 and "--cgroup" in proc.stderr
     finally:
         for _ in range(50):
             try:
