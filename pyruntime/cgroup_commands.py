@@ -153,8 +153,11 @@ def update(c: Container, resources: dict[str, Any], source: str) -> None:
 
 
 # -- events ---------------------------------------------------------------------------------------
-def stats_event(c: Container) -> dict[str, Any]:
-    return {"type": "stats", "id": c.id, "data": cgroups.manager(c.cgroup_paths).stats()}
+def stats_event(c: Container) -> str:
+    """A "stats" event line, as runc prints it (runc_types: its JSON shape)."""
+    from . import runc_types
+
+    return runc_types.event("stats", c.id, runc_types.stats(cgroups.manager(c.cgroup_paths).stats()))
 
 
 def events(c: Container, interval: float, once: bool) -> None:
@@ -163,7 +166,7 @@ def events(c: Container, interval: float, once: bool) -> None:
     if c.status() == "stopped":
         raise RuntimeFailure(f"container {c.id} is not running")
     if once:
-        print(json.dumps(stats_event(c)), flush=True)
+        _emit(stats_event(c))
         return
     manager = cgroups.manager(c.cgroup_paths)
     fd, how = manager.oom_watch_fd()
@@ -198,15 +201,21 @@ def _report_ooms(c: Container, manager: cgroups.Manager, seen: int, counted: boo
     kills = manager.oom_kills()
     if kills is None:  # the cgroup is gone, or (pre-4.13 v1) no counter: trust the eventfd while it exists
         if not counted and signalled and manager.exists():
-            _emit({"type": "oom", "id": c.id})
+            _emit(_oom_event(c))
         return seen
     for _ in range(kills - seen):
-        _emit({"type": "oom", "id": c.id})
+        _emit(_oom_event(c))
     return max(seen, kills)
 
 
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
+def _oom_event(c: Container) -> str:
+    from . import runc_types
+
+    return runc_types.event("oom", c.id)
+
+
+def _emit(line: str) -> None:
+    sys.stdout.write(line)
     sys.stdout.flush()
 
 
@@ -230,7 +239,7 @@ def ps(c: Container, fmt: str, ps_args: list[str]) -> str:
     if fmt == "json":
         if ps_args:
             raise RuntimeFailure("ps arguments cannot be used with --format json")
-        return json.dumps(pids) + "\n"
+        return json.dumps(pids, separators=(",", ":")) + "\n"  # Go's encoder: compact
     args = ps_args or ["-ef"]
     try:
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)

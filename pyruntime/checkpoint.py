@@ -25,6 +25,14 @@ class CriuOptions:
     file_locks: bool = False
     ext_unix_sk: bool = False
     shell_job: bool = False
+    manage_cgroups_mode: str | None = None
+    auto_dedup: bool = False
+    empty_ns: tuple[str, ...] = ()
+    lazy_pages: bool = False
+    parent_path: str | None = None
+    pre_dump: bool = False
+    status_fd: int = -1
+    page_server: str | None = None
 
 
 def criu_usable(criu: str = "criu") -> None:
@@ -39,7 +47,20 @@ def criu_usable(criu: str = "criu") -> None:
 
 
 def _common(opts: CriuOptions) -> list[str]:
-    args = ["--images-dir", opts.image_path, "--manage-cgroups", "--evasive-devices"]
+    unsupported = [flag for flag, on in (("--empty-ns", opts.empty_ns), ("--lazy-pages", opts.lazy_pages),
+                                          ("--status-fd", opts.status_fd >= 0), ("--page-server", opts.page_server))
+                   if on]
+    if unsupported:
+        raise RuntimeFailure(f"{', '.join(unsupported)}: not supported by pyruntime's CRIU driver yet")
+    args = ["--images-dir", opts.image_path, "--evasive-devices"]
+    mode = opts.manage_cgroups_mode or "soft"
+    if mode not in ("soft", "full", "strict", "ignore"):
+        raise RuntimeFailure(f"--manage-cgroups-mode {mode!r}: expected soft, full, strict or ignore")
+    args += ["--manage-cgroups", "--manage-cgroups-mode", mode] if mode != "ignore" else []
+    if opts.auto_dedup:
+        args.append("--auto-dedup")
+    if opts.parent_path:
+        args += ["--prev-images-dir", opts.parent_path]
     if opts.work_path:
         args += ["--work-dir", opts.work_path]
     for flag, on in (("--tcp-established", opts.tcp_established), ("--file-locks", opts.file_locks),
@@ -55,8 +76,8 @@ def checkpoint(c: Container, opts: CriuOptions, criu: str = "criu") -> None:
     criu_usable(criu)
     os.makedirs(opts.image_path, exist_ok=True)
     root = os.path.join(c.bundle, (c.config.get("root") or {}).get("path", "rootfs"))
-    args = [criu, "dump", "--tree", str(c.pid), "--root", root, *_common(opts)]
-    if opts.leave_running:
+    args = [criu, "pre-dump" if opts.pre_dump else "dump", "--tree", str(c.pid), "--root", root, *_common(opts)]
+    if opts.leave_running and not opts.pre_dump:  # a pre-dump always leaves it running
         args.append("--leave-running")
     _run(args, "checkpoint")
 

@@ -21,7 +21,16 @@ class Globals:
         self.root, self.systemd_cgroup, self.debug, self.criu = root, systemd_cgroup, debug, criu
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """runc's words for an unknown command (`runc foo`, `runc foo -h`): "No help topic for 'foo'"."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise click.UsageError(f"No help topic for '{args[0]}'", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-v", "--version", message="pyruntime version %(version)s\nspec: 1.3.0")
 @click.option("--root", default=None, help="State directory (default /run/pyruntime; "
               "$XDG_RUNTIME_DIR/pyruntime for non-root).")
@@ -30,7 +39,7 @@ class Globals:
 @click.option("--debug", is_flag=True, help="Debug logging and tracebacks.")
 @click.option("--systemd-cgroup", is_flag=True, help="Use systemd for cgroups (not supported here).")
 @click.option("--rootless", type=click.Choice(["true", "false", "auto"]), default="auto")
-@click.option("--criu", default="criu", hidden=True)
+@click.option("--criu", default="criu", help="The CRIU binary for checkpoint and restore.")
 @click.pass_context
 def main(ctx: click.Context, root: str | None, log_path: str | None, log_format: str, debug: bool,
          systemd_cgroup: bool, rootless: str, criu: str) -> None:
@@ -48,6 +57,7 @@ def _create_options(f):  # noqa: ANN001, ANN202 - click decorator stack shared b
         click.option("--bundle", "-b", default=".", help="Path to the bundle (default: cwd)."),
         click.option("--pid-file", default=None, help="Write the init's pid here."),
         click.option("--console-socket", default=None, help="Unix socket that receives the pty master."),
+        click.option("--pidfd-socket", default=None, help="Unix socket that receives a pidfd of the init."),
         click.option("--no-pivot", is_flag=True, help="Use MS_MOVE + chroot instead of pivot_root."),
         click.option("--no-new-keyring", is_flag=True, help="Keep the caller's session keyring."),
         click.option("--preserve-fds", type=click.IntRange(0, 100000), default=0,
@@ -57,11 +67,12 @@ def _create_options(f):  # noqa: ANN001, ANN202 - click decorator stack shared b
     return f
 
 
-def _opts(g: Globals, bundle: str, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds):  # noqa: ANN001, ANN202
+def _opts(g: Globals, bundle: str, pid_file, console_socket, pidfd_socket, no_pivot, no_new_keyring, preserve_fds):  # noqa: ANN001, ANN202, E501
     from .container import CreateOptions
 
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
-                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, systemd_cgroup=g.systemd_cgroup)
+                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, systemd_cgroup=g.systemd_cgroup,
+                         pidfd_socket=pidfd_socket)
 
 
 @main.command(context_settings=CONTEXT)
@@ -93,9 +104,11 @@ def start(g: Globals, container_id: str) -> None:
 @_create_options
 @click.option("--detach", "-d", is_flag=True, help="Do not wait for the container's process.")
 @click.option("--keep", is_flag=True, help="Do not delete the container after it exits.")
+@click.option("--no-subreaper", is_flag=True, help="Accepted for runc compatibility: the runtime must be a "
+              "subreaper to wait for an init its intermediate process forked.")
 @click.argument("container_id")
 @click.pass_obj
-def run(g: Globals, container_id: str, detach: bool, keep: bool, **kw) -> None:  # noqa: ANN003
+def run(g: Globals, container_id: str, detach: bool, keep: bool, no_subreaper: bool, **kw) -> None:  # noqa: ANN003
     """Create and start a container; in the foreground, exit with its exit code."""
     from . import runner
 
@@ -106,11 +119,11 @@ def run(g: Globals, container_id: str, detach: bool, keep: bool, **kw) -> None: 
 @click.argument("container_id")
 @click.pass_obj
 def state(g: Globals, container_id: str) -> None:
-    """Print the container's state (runtime-spec JSON)."""
+    """Print the container's state (runc's: the runtime-spec state plus rootfs, created, owner)."""
+    from . import listing
     from . import state as state_mod
 
-    c = state_mod.load(g.root, container_id, lock=False)
-    click.echo(json.dumps(c.oci_state(), indent=2))
+    click.echo(listing.state_json(state_mod.load(g.root, container_id, lock=False)))
 
 
 @main.command(context_settings=CONTEXT)
@@ -154,6 +167,7 @@ def delete(g: Globals, container_id: str, force: bool) -> None:
 @click.option("--detach", "-d", is_flag=True, help="Do not wait for the process.")
 @click.option("--pid-file", default=None, help="Write the process's pid here.")
 @click.option("--console-socket", default=None, help="Unix socket that receives the pty master.")
+@click.option("--pidfd-socket", default=None, help="Unix socket that receives a pidfd of the process.")
 @click.option("--cwd", default=None, help="Working directory in the container.")
 @click.option("--env", "-e", multiple=True, help="KEY=value (repeatable).")
 @click.option("--user", "-u", default=None, help="uid[:gid], numbers only.")
@@ -227,6 +241,10 @@ def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and r
         click.option("--file-locks", is_flag=True, help="Handle file locks."),
         click.option("--ext-unix-sk", is_flag=True, help="Allow external unix sockets."),
         click.option("--shell-job", is_flag=True, help="Allow shell jobs."),
+        click.option("--manage-cgroups-mode", default=None, help="CRIU's cgroups mode: soft, full, strict, ignore."),
+        click.option("--auto-dedup", is_flag=True, help="Deduplicate memory images."),
+        click.option("--empty-ns", multiple=True, help="Namespace to create but not restore (not supported)."),
+        click.option("--lazy-pages", is_flag=True, help="Restore memory pages lazily (not supported)."),
     ]):
         f = deco(f)
     return f
@@ -235,6 +253,10 @@ def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and r
 @main.command(context_settings=CONTEXT)
 @_criu_options
 @click.option("--leave-running", is_flag=True, help="Keep the container running after the checkpoint.")
+@click.option("--parent-path", default=None, help="Images of a previous pre-dump.")
+@click.option("--pre-dump", is_flag=True, help="Dump the memory only and leave the container running.")
+@click.option("--status-fd", type=int, default=-1, help="Lazy pages' ready fd (not supported).")
+@click.option("--page-server", default=None, help="ADDRESS:PORT of a page server (not supported).")
 @click.argument("container_id")
 @click.pass_obj
 def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_running: bool, **kw) -> None:  # noqa: ANN003
@@ -255,6 +277,11 @@ def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_runn
 @click.option("--bundle", "-b", default=".", help="Path to the bundle.")
 @click.option("--detach", "-d", is_flag=True)
 @click.option("--pid-file", default=None)
+@click.option("--console-socket", default=None)
+@click.option("--no-subreaper", is_flag=True)
+@click.option("--no-pivot", is_flag=True)
+@click.option("--lsm-profile", default=None)
+@click.option("--lsm-mount-context", default=None)
 @click.argument("container_id")
 @click.pass_obj
 def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, detach: bool,
@@ -269,7 +296,7 @@ def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, 
 
 def entry() -> None:
     """Console-script entry: one clear line and exit 1 on any failure; tracebacks only with --debug."""
-    from .errors import RuntimeFailure
+    from .errors import RuntimeFailure, os_failure
 
     debug = "--debug" in sys.argv[1:3] or "--debug" in sys.argv
     try:
@@ -286,11 +313,21 @@ def entry() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:  # a step without its own message: still one line, with the path and cause
+        if debug:
+            raise
+        log.error(str(os_failure(_command(), e)))
+        sys.exit(1)
     except Exception as e:  # noqa: BLE001
         if debug:
             raise
         log.error(f"internal error: {type(e).__name__}: {e}")
         sys.exit(1)
+
+
+def _command() -> str:
+    """The command being run (for messages): the first argument that is a command name."""
+    return next((a for a in sys.argv[1:] if a in main.commands), "pyruntime")
 
 
 from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps

@@ -51,6 +51,7 @@ def attach_pty(root_fd: int, console_fd: int, process: dict[str, Any]) -> None:
             size = process.get("consoleSize") or {}
             if size.get("height") or size.get("width"):
                 _check(lib.pr_set_winsize(master, size.get("height", 0), size.get("width", 0)), "set the window size")
+            _give_to_user(peer, (process.get("user") or {}).get("uid", 0))
             _check(lib.pr_set_ctty(peer), "make the pty the controlling terminal")
             for fd in (0, 1, 2):
                 os.dup2(peer, fd, inheritable=True)
@@ -65,6 +66,17 @@ def attach_pty(root_fd: int, console_fd: int, process: dict[str, Any]) -> None:
             sock.close()
     finally:
         os.close(master)
+
+
+def _give_to_user(peer: int, uid: int) -> None:
+    """The pty belongs to the process's user (its group stays devpts' gid= option, tty): an init
+    opens it as root before it becomes the user, and `tty`, `mesg` or ssh-like programs check it."""
+    try:
+        if os.fstat(peer).st_uid != uid:
+            os.fchown(peer, uid, -1)
+    except OSError as e:
+        raise RuntimeFailure(f"process.terminal: cannot give the pty to uid {uid}: "
+                             f"{os.strerror(e.errno).lower()}") from None
 
 
 def open_master(root_fd: int) -> int:

@@ -27,6 +27,7 @@ class CreateOptions:
     no_new_keyring: bool = False
     preserve_fds: int = 0
     systemd_cgroup: bool = False
+    pidfd_socket: str | None = None
 
 
 def create(root: str, container_id: str, opts: CreateOptions) -> Container:
@@ -146,6 +147,10 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             except OSError as e:
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: "
                                      f"{(e.strerror or str(e)).lower()}") from None
+        if opts.pidfd_socket:
+            from . import pidfd_socket
+
+            pidfd_socket.send(opts.pidfd_socket, pid)
         return c
     except BaseException:
         if net_devices and c.init_alive():  # virtual devices would die with the namespace
@@ -166,7 +171,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 def _kept_config(config: dict[str, Any]) -> dict[str, Any]:
     """What later commands need from config.json (hooks, process for exec defaults, linux bits)."""
     linux = config.get("linux") or {}
-    return {"hooks": config.get("hooks") or {}, "process": config.get("process"),
+    return {"ociVersion": config.get("ociVersion"), "hooks": config.get("hooks") or {}, "process": config.get("process"),
             "linux": {k: linux[k] for k in ("namespaces", "seccomp", "resources", "cgroupsPath", "netDevices")
                       if k in linux},
             "root": config.get("root")}
@@ -287,10 +292,12 @@ def _forward_listener(c: Container, fds: list[int]) -> None:
 
 
 def signal_number(sig: str) -> int:
+    """A name (with or without SIG, any case) or a number; 0 checks that the process exists (runc
+    and kill(1) accept it: `kill -a ID 0` is how runc's tests probe a container)."""
     s = sig.upper()
     if s.isdigit():
         n = int(s)
-        if not 0 < n < signal.NSIG:
+        if not 0 <= n < signal.NSIG:
             raise RuntimeFailure(f"invalid signal {sig!r}")
         return n
     name = s if s.startswith("SIG") else "SIG" + s

@@ -4,7 +4,15 @@
 class RuntimeFailure(Exception):
     """A user-facing failure: its message is the whole explanation, no traceback is shown."""
 
-    exit_code = 1  # `exec` fails with 255, as runc's does (its process's own codes are 0-255 too)
+    exit_code = 1  # `exec` fails with 255 (runc's code), so a caller tells it from the process's own
+
+
+def os_failure(step: str, e: OSError) -> RuntimeFailure:
+    """One clear line for an OSError: the step, the path, the cause ("cannot create the state
+    directory: /run/x/id: permission denied"), never a Python exception name."""
+    cause = (e.strerror or str(e)).lower()
+    path = f": {e.filename}" if e.filename is not None else ""
+    return RuntimeFailure(f"{step}{path}: {cause}")
 
 
 class ConfigError(RuntimeFailure):

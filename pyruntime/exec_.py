@@ -14,7 +14,7 @@ import re
 import signal
 from typing import Any
 
-from . import forwarding, spec, state
+from . import forwarding, log, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
@@ -34,6 +34,7 @@ class ExecOptions:
     detach: bool = False
     pid_file: str | None = None
     console_socket: str | None = None
+    pidfd_socket: str | None = None
     cwd: str | None = None
     env: list[str] = field(default_factory=list)
     user: str | None = None
@@ -73,7 +74,7 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
         if opts.args:
             raise RuntimeFailure("exec: give either --process FILE or a command, not both")
         file = os.path.abspath(opts.process_file)
-        process = spec.load_json(file, "process.json")
+        process = spec.load_json(file, "process.json", pipe_ok=True)
         if not isinstance(process, dict):
             raise ConfigError(file, "", "expected a JSON object (a runtime-spec process)")
         # Unset fields take the container's values, as runc does (never fewer restrictions).
@@ -138,16 +139,26 @@ def _check(process: dict[str, Any], file: str) -> None:
 
 
 def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
-    """Run the process; return its exit code (foreground) or 0 once it runs (detached). Every
-    failure of exec itself exits 255, as runc's: 1-254 are the process's own exit codes."""
+    """Run the process; return its exit code (foreground) or 0 once it runs (detached). A failure
+    to start it exits 255, as runc's does, so that a caller can tell it from the process's own code."""
     try:
-        return _exec(root, container_id, opts)
+        pid, proxy = _start(root, container_id, opts)
     except RuntimeFailure as e:
         e.exit_code = 255
         raise
+    except OSError as e:
+        from .errors import os_failure
+
+        failure = os_failure("exec", e)
+        failure.exit_code = 255
+        raise failure from None
+    if opts.detach:
+        return 0
+    return _wait(pid, proxy)
 
 
-def _exec(root: str, container_id: str, opts: ExecOptions) -> int:
+def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
+    """Set the process up and start it: (its pid, the foreground terminal proxy or None)."""
     import _prctl  # the C module: prctl.py costs ~0.7 ms to import
 
     from .process import setns_init
@@ -224,6 +235,14 @@ def _exec(root: str, container_id: str, opts: ExecOptions) -> int:
             except OSError as e:
                 forwarding.send(pid, signal.SIGKILL)
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: {e.strerror.lower()}") from None
+        if opts.pidfd_socket:
+            from . import pidfd_socket
+
+            try:
+                pidfd_socket.send(opts.pidfd_socket, pid)
+            except RuntimeFailure:
+                forwarding.send(pid, signal.SIGKILL)
+                raise
     except BaseException:
         if proxy:
             proxy.close()
@@ -232,9 +251,7 @@ def _exec(root: str, container_id: str, opts: ExecOptions) -> int:
         for fd in fds:
             os.close(fd)
         c.close()  # the lock is not held while the process runs
-    if opts.detach:
-        return 0
-    return _wait(pid, proxy)
+    return pid, proxy
 
 
 def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
@@ -256,6 +273,7 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str
 
     setns_init.preload_for(plan)  # the children cannot import in the container
     parent, child = Channel.pair()
+    log.debug(f"nsexec container setup: joining container {plan.container_id}")
     joiner = os.fork()
     if joiner == 0:  # pragma: no cover - runs in the child
         parent.close()
@@ -274,6 +292,8 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str
                 if pid:  # only the joiner reports it; a second one would come from a hijacked child
                     raise RuntimeFailure("exec: unexpected message from the process")
                 pid = msg["pid"]
+            elif "debug" in msg:
+                log.debug(str(msg["debug"]))
             elif "seccomp_fd" in msg:  # SCMP_ACT_NOTIFY: the listener fd goes on to listenerPath
                 from .security import seccomp
 

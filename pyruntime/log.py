@@ -34,8 +34,9 @@ def _format(level: str, msg: str) -> str:
     if _json:
         from json import dumps  # already imported by every command that reaches here
 
-        return dumps({"level": level, "msg": msg, "time": _timestamp()}) + "\n"
-    return f'time="{_timestamp()}" level={level} msg="{msg}"\n'
+        return dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":")) + "\n"  # as logrus
+    quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")  # logrus quotes msg
+    return f'time="{_timestamp()}" level={level} msg="{quoted}"\n'
 
 
 def emit(level: str, msg: str) -> None:
@@ -53,6 +54,13 @@ def emit(level: str, msg: str) -> None:
 
 def debug(msg: str) -> None:
     emit("debug", msg)
+
+
+def debugging() -> bool:
+    """Whether --debug is on: the forked children then report their steps to the runtime (channel
+    messages {"debug": ...}), which logs them as its own lines, as runc's children do through its
+    log pipe (the children write to no host fd themselves)."""
+    return _threshold <= _LEVELS["debug"]
 
 
 def info(msg: str) -> None:

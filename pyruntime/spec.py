@@ -23,15 +23,23 @@ _VERSION = re.compile(r"^1\.([0-3])\.\d+(-[0-9A-Za-z.+-]*)?$")
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 
-def load_json(path: str, what: str = "config.json") -> Any:
-    """Read and parse a JSON file, turning every failure into one ConfigError line."""
+PIPE_WAIT = 30.0  # seconds a pipe given as --process may stay silent before we give up
+
+
+def load_json(path: str, what: str = "config.json", pipe_ok: bool = False) -> Any:
+    """Read and parse a JSON file, turning every failure into one ConfigError line. pipe_ok: a pipe
+    is accepted too (exec -p <(...), -p /dev/stdin), read until its end with a bounded wait."""
     try:
         # O_NONBLOCK: a FIFO planted as config.json must not hang the runtime in open()
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if pipe_ok and stat.S_ISFIFO(mode):
+                data = _read_pipe(fd, path, what)
+            elif not stat.S_ISREG(mode):
                 raise ConfigError(path, "", f"{what} is not a regular file")
-            data = f.read(MAX_CONFIG_BYTES + 1)
+            else:
+                data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(path, "", f"{what} not found: no such file or directory") from None
     except OSError as e:
@@ -46,6 +54,29 @@ def load_json(path: str, what: str = "config.json") -> Any:
         raise ConfigError(path, "", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except RecursionError:
         raise ConfigError(path, "", "JSON is nested too deeply") from None
+
+
+def _read_pipe(fd: int, path: str, what: str) -> bytes:
+    """Everything a pipe holds until its writer closes it; a writer silent for PIPE_WAIT seconds
+    (or one that never comes) is an error, not a hang."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_CONFIG_BYTES:
+        if not poller.poll(int(PIPE_WAIT * 1000)):
+            raise ConfigError(path, "", f"{what}: nothing more came through the pipe in {PIPE_WAIT:g} s")
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def load_config(bundle: str) -> dict[str, Any]:
@@ -137,11 +168,15 @@ def namespaces(config: dict[str, Any]) -> dict[str, str | None]:
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
+def _default_namespaces() -> list[str]:
+    """runc's: a cgroup namespace only where the host is cgroup v2 only (on a v1 or hybrid host,
+    its tests add one themselves, and a second would be a duplicate)."""
+    unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return ["pid", "network", "ipc", "uts", "mount", *(["cgroup"] if unified else [])]
+
+
 def default_spec(rootless: bool = False) -> dict[str, Any]:
     """The config.json `pyruntime spec` writes: runc's default, runnable with a busybox rootfs."""
-    # Like runc: a cgroup namespace only on a pure cgroup v2 host. On v1/hybrid hosts the container
-    # then sees (and exec'd processes report) its real cgroup paths, as runc's tests expect.
-    cgroupns = ("cgroup",) if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else ()
     spec: dict[str, Any] = {
         "ociVersion": "1.2.0",
         "process": {
@@ -173,7 +208,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", *cgroupns)],
+            "namespaces": [{"type": t} for t in _default_namespaces()],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                             "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
                             "/proc/scsi"],
@@ -182,7 +217,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
     }
     if rootless:
         uid, gid = os.getuid(), os.getgid()
-        spec["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", *cgroupns, "user")]
+        spec["linux"]["namespaces"] = [{"type": t} for t in _default_namespaces() if t != "network"] + [{"type": "user"}]
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
         spec["linux"].pop("resources")

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from . import SPEC_VERSION
-from .errors import NotFound, RuntimeFailure
+from .errors import NotFound, RuntimeFailure, os_failure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 
 _ID = re.compile(r"^[A-Za-z0-9_+.-]{1,255}$")
@@ -33,10 +33,27 @@ def check_id(container_id: str) -> None:
 
 
 def default_root() -> str:
-    if os.geteuid() == 0:
-        return "/run/pyruntime"
+    """/run/pyruntime for the host's root; $XDG_RUNTIME_DIR/pyruntime for anyone else, as runc
+    chooses: an unprivileged user, or a uid 0 that is root only inside a user namespace (rootless
+    podman runs the runtime so: /run is not its to write). A real root's $XDG_RUNTIME_DIR
+    (/run/user/0) is ignored, and so is the one of a namespaced uid 0 whose $USER is root."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(xdg, "pyruntime") if xdg else f"/tmp/pyruntime-{os.geteuid()}"
+    if os.geteuid() == 0 and (not xdg or not in_user_namespace() or os.environ.get("USER") == "root"):
+        return "/run/pyruntime"
+    if xdg:
+        return os.path.join(xdg, "pyruntime")
+    return f"/tmp/pyruntime-{os.geteuid()}"
+
+
+def in_user_namespace() -> bool:
+    """Whether we run in a user namespace other than the initial one: its uid_map is not the
+    identity map of every uid ("0 0 4294967295"), as runc's userns.RunningInUserNS decides."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return fields != [b"0", b"0", b"4294967295"]
 
 
 def proc_stat(pid: int) -> tuple[str, int] | None:
@@ -164,7 +181,7 @@ def _ensure_root(root: str) -> None:
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
     except OSError as e:
-        raise RuntimeFailure(f"cannot create state root {root}: {e.strerror.lower()}") from None
+        raise os_failure("cannot create the state root", e) from None
 
 
 def create(root: str, container_id: str) -> Container:
@@ -176,6 +193,8 @@ def create(root: str, container_id: str) -> Container:
         os.mkdir(path, 0o711)
     except FileExistsError:
         raise RuntimeFailure(f"container {container_id!r} already exists") from None
+    except OSError as e:  # e.g. a root that is not ours to write (try --root)
+        raise os_failure("cannot create the state directory", e) from None
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fcntl.flock(fd, fcntl.LOCK_EX)
     owner = "root" if os.geteuid() == 0 else str(os.geteuid())
@@ -192,7 +211,7 @@ def load(root: str, container_id: str, lock: bool = True, shared: bool = False) 
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(container_id) from None
     except OSError as e:
-        raise RuntimeFailure(f"cannot open state of {container_id!r}: {e.strerror.lower()}") from None
+        raise os_failure(f"cannot open the state of {container_id!r}", e) from None
     if lock:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         if os.fstat(fd).st_nlink == 0:  # deleted while we waited for the lock
@@ -226,4 +245,4 @@ def list_ids(root: str) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as e:
-        raise RuntimeFailure(f"cannot read state root {root}: {(e.strerror or str(e)).lower()}") from None
+        raise os_failure("cannot read the state root", e) from None

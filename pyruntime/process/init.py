@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import hooks, native
+from .. import hooks, log, native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
@@ -98,6 +98,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
+    if log.debugging():  # the runtime logs it (runc's words, so that its tests and users find them)
+        chan.send(debug="child process in init(): mounts, pivot_root, the process's security")
     # A new mount namespace, or one joined by path: either way the rootfs is set up (mounts,
     # pivot_root) inside it, as runc does. Without one, the process runs in the runtime's root.
     own_mountns = "mount" in plan.namespaces
@@ -283,6 +285,8 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         _STEP[0] = "setting linux.memoryPolicy"
         numa.apply(linux["memoryPolicy"])
     os.umask(user.get("umask", 0o022))
+    if log.debugging():
+        chan.send(debug="init: closing the pipe to signal completion (the init waits for start)")
     if late_pid:
         hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
     _STEP[0] = "telling the runtime the container is ready"

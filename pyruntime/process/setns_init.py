@@ -18,7 +18,7 @@ from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import cgroups, native
+from .. import cgroups, log, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
@@ -110,6 +110,8 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
         # child forked into its pid namespace holds no more than the container's privileges (a
         # process there with CAP_SYS_PTRACE that hijacked it would gain nothing).
         path, env, seccomp_late = _setup(plan, chan)
+        if log.debugging():  # the runtime logs it (runc's words)
+            chan.send(debug="child process in init(): joined the container, forking the process")
         pid = os.fork()
         if pid == 0:
             _child(plan, chan, path, env, seccomp_late)  # never returns
@@ -184,6 +186,8 @@ def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
             finally:
                 os.close(root)
         fds_arg = "-1"
+        if log.debugging():
+            chan.send(debug=f"setns_init: about to exec {plan.args[0]!r}")
         if plan.seccomp is not None and seccomp_late:
             # Loaded by the stub right before the program's execve; with SCMP_ACT_NOTIFY it sends the
             # listener fd over the channel (inherited by the stub only: close-on-exec there).

@@ -13,7 +13,7 @@ from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import cgroups, hooks, native
+from .. import cgroups, hooks, log, native
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
@@ -63,6 +63,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         parent, child = Channel.pair()
     except OSError as e:  # e.g. out of fds (RLIMIT_NOFILE)
         raise RuntimeFailure(f"cannot create the sync channel: {(e.strerror or str(e)).lower()}") from None
+    log.debug(f"nsexec container setup: forking the init of {plan.container_id}")
     pid1 = os.fork()
     if pid1 == 0:  # pragma: no cover - runs in the child
         parent.close()
@@ -111,6 +112,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
             elif "ready" in msg:
                 ready = True
                 checkpoint("spawn:ready")
+            elif "debug" in msg:
+                log.debug(str(msg["debug"]))
         if not init_pid or not ready:
             raise RuntimeFailure("container init exited before it was set up")
         return init_pid

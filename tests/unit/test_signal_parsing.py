@@ -14,13 +14,13 @@ from pyruntime.errors import RuntimeFailure
     ("SIGTERM", signal.SIGTERM), ("TERM", signal.SIGTERM), ("term", signal.SIGTERM), ("sigterm", signal.SIGTERM),
     ("KILL", signal.SIGKILL), ("9", 9), ("15", 15), ("HUP", signal.SIGHUP), ("SIGUSR1", signal.SIGUSR1),
     ("USR2", signal.SIGUSR2), ("SIGWINCH", signal.SIGWINCH), ("STOP", signal.SIGSTOP), ("CONT", signal.SIGCONT),
-    ("1", 1), (str(signal.NSIG - 1), signal.NSIG - 1), ("SIGRTMIN", signal.SIGRTMIN), ("RTMAX", signal.SIGRTMAX),
+    ("1", 1), ("0", 0), ("00", 0), (str(signal.NSIG - 1), signal.NSIG - 1), ("SIGRTMIN", signal.SIGRTMIN), ("RTMAX", signal.SIGRTMAX),
 ])
 def test_valid_signals(arg, expected):
     assert signal_number(arg) == int(expected)
 
 
-@pytest.mark.parametrize("arg", ["", "0", "-1", "-9", "65", "999", str(signal.NSIG), "NOPE", "SIG", "SIGNOPE",
+@pytest.mark.parametrize("arg", ["", "-1", "-9", "65", "999", str(signal.NSIG), "NOPE", "SIG", "SIGNOPE",
                                  "TERM1", "9x", " 9", "SIG_DFL", "SIG_IGN", "1.5", "0x9"])
 def test_invalid_signals(arg):
     with pytest.raises(RuntimeFailure) as info:
