@@ -148,7 +148,7 @@ def test_cpu_quota_throttles(rt, make_bundle, cid):
     try:
         first = stats(rt, cid)
         t0 = time.monotonic()
-        wait_until(lambda: stats(rt, cid)["cpu"]["throttling"].get("throttled_periods", 0) >= 5, 20 * SLOW,
+        wait_until(lambda: stats(rt, cid)["cpu"]["throttling"].get("throttledPeriods", 0) >= 5, 20 * SLOW,
                    "throttled periods")
         time.sleep(0.5)
         last = stats(rt, cid)
@@ -156,7 +156,7 @@ def test_cpu_quota_throttles(rt, make_bundle, cid):
         used = (last["cpu"]["usage"]["total"] - first["cpu"]["usage"]["total"]) / 1e9
         # the loop would use a whole CPU; the quota grants 20%: generous bound, never flaky upward
         assert 0 < used / elapsed < 0.35, (used, elapsed)
-        assert last["cpu"]["throttling"]["throttled_time"] > 0
+        assert last["cpu"]["throttling"]["throttledTime"] > 0
     finally:
         finish(rt, cid)
 
