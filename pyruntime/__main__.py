@@ -13,12 +13,16 @@ def main() -> None:
     # code it does not own): re-execute isolated if any is set. The common case pays nothing.
     if not sys.flags.isolated and any(k.startswith("PYTHON") for k in os.environ):
         os.execv(sys.executable, [sys.executable, "-I", "-m", "pyruntime", *sys.argv[1:]])
-    _defer_imports()
-    from .cli import entry
-
     try:
-        entry()
-        code = 0
+        # A well-formed call never imports click (fastcli.py); --help, mistakes and the rest go to click.
+        from .fastcli import main as fast_main
+
+        code = fast_main(sys.argv[1:])
+        if code is None:
+            _defer_imports()
+            from .cli import entry
+
+            code = entry()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         if not isinstance(e.code, int | None):

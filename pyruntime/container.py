@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py imports enum (~4 ms)
 import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enums, selectors)
 import os
 import select
-import signal
-from typing import Any
 
 from . import cgroups, hooks, log, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
+from .proc import write_pid_file
 from .record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .state import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -181,24 +185,6 @@ def _listen(c: Container) -> int:
     return sock.detach()
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    """The bare pid, no newline (conmon reads it as is), written atomically."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyruntime-tmp")
-    # Whatever sits at the temporary name (a hard link to a file someone wants clobbered, a symlink,
-    # a fifo to hang us) is unlinked, never opened: the new file must be ours (O_EXCL).
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
 def start(c: Container) -> None:
     status = c.status()
     if status != "created":
@@ -237,16 +223,17 @@ def start(c: Container) -> None:
 
 def signal_number(sig: str) -> int:
     s = sig.upper()
-    if s.isdigit():
+    if s.isascii() and s.isdigit():
         n = int(s)
-        if not 0 < n < signal.NSIG:
+        if not 0 < n < _signal.NSIG:
             raise RuntimeFailure(f"invalid signal {sig!r}")
         return n
     name = s if s.startswith("SIG") else "SIG" + s
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise RuntimeFailure(f"invalid signal {sig!r}") from None
+    # signal.Signals' members: the module's SIG* names (SIG_DFL, SIG_BLOCK... are not signals)
+    number = getattr(_signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
+    if not isinstance(number, int):
+        raise RuntimeFailure(f"invalid signal {sig!r}")
+    return number
 
 
 def kill(c: Container, sig: int, all_processes: bool = False) -> None:
@@ -268,7 +255,7 @@ def send_signal(c: Container, sig: int) -> None:
     try:
         if not c.init_alive():
             raise RuntimeFailure(f"container {c.id} is not running")
-        signal.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
     finally:
         os.close(pidfd)
 
@@ -299,11 +286,11 @@ def _destroy(c: Container) -> None:
         except ProcessLookupError:
             pidfd = -1
     if c.cgroup_paths:
-        cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+        cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
     if pidfd >= 0:
         try:
             if c.init_alive():
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
             # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
             # is PID 1 of its namespace stays unexited until every process of the namespace is
             # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
@@ -318,22 +305,7 @@ def _destroy(c: Container) -> None:
         try:
             cgroups.remove(c.cgroup_paths, timeout=2.0)
         except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
-            cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+            cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
             cgroups.remove(c.cgroup_paths)
     _checkpoint("delete:cgroup-removed")
     c.remove()
-
-
-def wait_exit(pid: int) -> int:
-    """Exit code of a child (the init, reparented to us in `run`), 128+N for a signal."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 255
-        except InterruptedError:
-            continue
-        if os.WIFEXITED(status):
-            return os.WEXITSTATUS(status)
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
-from . import state
+from . import fastjson, state
 from .errors import NotFound, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def collect(root: str) -> list[dict[str, Any]]:
@@ -39,7 +41,7 @@ def render(root: str, fmt: str, quiet: bool) -> str:
     if quiet:
         return "".join(f"{i['id']}\n" for i in items)
     if fmt == "json":
-        return json.dumps(items) + "\n"
+        return fastjson.dumps(items) + "\n"
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(i["id"], str(i["pid"]), i["status"], i["bundle"], i["created"], i["owner"]) for i in items]
     widths = [max(len(r[k]) for r in rows) for k in range(6)]

@@ -32,7 +32,7 @@ def _timestamp() -> str:
 
 def _format(level: str, msg: str) -> str:
     if _json:
-        from json import dumps  # already imported by every command that reaches here
+        from .fastjson import dumps
 
         return dumps({"level": level, "msg": msg, "time": _timestamp()}) + "\n"
     return f'time="{_timestamp()}" level={level} msg="{msg}"\n'

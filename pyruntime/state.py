@@ -11,24 +11,30 @@ anything was forked holds whatever the dead runtime left running.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 import time
-from typing import Any
 
-from . import SPEC_VERSION
+from . import SPEC_VERSION, fastjson
 from .errors import NotFound, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 
-_ID = re.compile(r"^[A-Za-z0-9_+.-]{1,255}$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
 STUB_EXE = "/memfd:pyruntime-init"  # /proc/<pid>/exe of the init stub (process/stub.py names the memfd)
 
 
+def valid_id(name: str) -> bool:
+    """1-255 of A-Z a-z 0-9 _ + . - (a set test, not a regex: `re` costs ~4 ms to import)."""
+    return 0 < len(name) <= 255 and _ID_CHARS.issuperset(name) and name not in (".", "..")
+
+
 def check_id(container_id: str) -> None:
-    if not _ID.match(container_id) or container_id in (".", ".."):
+    if not valid_id(container_id):
         raise RuntimeFailure(f"invalid container ID {container_id!r}: use 1-255 of A-Z a-z 0-9 _ + . -")
 
 
@@ -114,7 +120,7 @@ class Container:
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
                 "cgroup_paths": self.cgroup_paths, "config": self.config}
         tmp = f".{STATE_FILE}.tmp"
-        view = memoryview(json.dumps(data, separators=(",", ":")).encode())
+        view = memoryview(fastjson.dumps(data, compact=True).encode())
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=self.dir_fd)
             try:
@@ -210,7 +216,7 @@ def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Contai
     try:
         sfd = os.open(STATE_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
         with open(sfd, "rb") as f:
-            data = json.loads(f.read())
+            data = fastjson.loads(f.read())
         c.bundle, c.pid, c.start_time = data["bundle"], data["pid"], data["start_time"]
         c.created, c.annotations = data["created"], data.get("annotations") or {}
         c.cgroup_paths, c.config = data.get("cgroup_paths") or {}, data.get("config") or {}
@@ -222,7 +228,7 @@ def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Contai
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root) if _ID.match(n) and n not in (".", ".."))
+        return sorted(n for n in os.listdir(root) if valid_id(n))
     except FileNotFoundError:
         return []
     except OSError as e:

@@ -13,7 +13,6 @@ import fcntl
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
@@ -26,7 +25,10 @@ from ..security import caps, identity
 from . import stub
 from .channel import Channel
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .spawn import InitPlan
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
 import os
-from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
@@ -36,6 +35,10 @@ from .init import (
     preload,
 )
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -9,7 +9,6 @@ nearest subreaper (conmon, or `run` itself) or to the host's init: never left a 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
@@ -20,6 +19,10 @@ from ..faults import checkpoint
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from . import init as init_mod
 from .channel import Channel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_FLAGS = {"pid": lib.CLONE_NEWPID, "network": lib.CLONE_NEWNET, "mount": lib.CLONE_NEWNS,
                "ipc": lib.CLONE_NEWIPC, "uts": lib.CLONE_NEWUTS, "user": lib.CLONE_NEWUSER,

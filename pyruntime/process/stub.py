@@ -8,9 +8,13 @@ writing; the seals make the memfd itself immutable.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-from typing import Any
+
+from .. import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STUB_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_initstub")
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -33,7 +37,7 @@ def sealed_memfd() -> int:
 
 def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
     """The startContainer hooks for the stub to run after `start` (format: csrc/initstub.c)."""
-    parts = [json.dumps(state), str(len(hooks))]
+    parts = [fastjson.dumps(state), str(len(hooks))]
     for hook in hooks:
         args, env = hook.get("args") or [hook["path"]], hook.get("env") or []
         parts += [str(hook.get("timeout") or 0), hook["path"], str(len(args)), *args, str(len(env)), *env]
