@@ -120,7 +120,6 @@ def build() -> dict[str, Any]:
     gctx = group.make_context(PROG_NAME, [], resilient_parsing=True)
     table: dict[str, Any] = {"group": _command(group, PROG_NAME, None), "commands": {},
                              "complete_var": f"_{PROG_NAME.replace('-', '_')}_COMPLETE".upper(),
-                             "click": click.__version__ if hasattr(click, "__version__") else "",
                              "skipped": {}}
     if group.chain or group.invoke_without_command or group.callback is None:
         raise Unsupported("group settings")
