@@ -9,6 +9,9 @@ def main() -> None:
     # Collecting cycles every 700 allocations costs ~2 ms of the imports of a command that lives for
     # milliseconds; a rarer collection still bounds what a long-lived command (run, events) could hold.
     gc.set_threshold(50_000)
+    from . import trace
+
+    trace.mark("main")
     # The runtime never honours PYTHON* variables from its environment (PYTHONPATH could make it import
     # code it does not own): re-execute isolated if any is set. The common case pays nothing.
     if not sys.flags.isolated and any(k.startswith("PYTHON") for k in os.environ):
@@ -27,6 +30,8 @@ def main() -> None:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         if not isinstance(e.code, int | None):
             sys.stderr.write(f"{e.code}\n")
+    trace.mark("exit")
+    trace.write(sys.argv[1:], code)
     # Skip the interpreter's teardown (finalising every module costs ~5 ms per call): by now every
     # command has closed its files, so only the standard streams need flushing.
     for stream in (sys.stdout, sys.stderr):

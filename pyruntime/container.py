@@ -7,7 +7,7 @@ import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enu
 import os
 import select
 
-from . import cgroups, hooks, log, spec, state
+from . import cgroups, hooks, log, spec, state, trace
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
 from .proc import write_pid_file
@@ -39,6 +39,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     from .rootfs import idmap
     from .security import caps
 
+    trace.mark("imports")
     state.check_id(container_id)
     bundle = os.path.abspath(opts.bundle)
     if not os.path.isdir(bundle):
@@ -84,6 +85,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         preserve += int(os.environ["LISTEN_FDS"])
         extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
 
+    trace.mark("config")
     c = state.create(root, container_id)  # first: a taken ID is "already exists", whatever else is wrong
     try:  # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
         cgroup_lock = cgroups.claim(cgroup_paths) if cgroup_paths else -1
@@ -101,11 +103,13 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     fds: list[int] = [cgroup_lock] if cgroup_lock >= 0 else []
     try:
         c.save()  # a create killed from here on is cleaned by `delete --force`
+        trace.mark("state")
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
         cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
                                             devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
+        trace.mark("cgroups")
         listener = _listen(c)
         fds.append(listener)
         stub_fd = sealed_memfd()
@@ -186,6 +190,7 @@ def _listen(c: Container) -> int:
 
 
 def start(c: Container) -> None:
+    trace.mark("start")
     status = c.status()
     if status != "created":
         raise RuntimeFailure(f"cannot start a container that is {status} (it must be created)")
@@ -214,6 +219,7 @@ def start(c: Container) -> None:
         raise RuntimeFailure(acked[1:].decode(errors="replace"))
     if acked != b"s":
         raise RuntimeFailure(f"container {c.id} init exited before it could start")
+    trace.mark("started")
     try:
         hooks.run_all("poststart", (c.config.get("hooks") or {}).get("poststart"),
                       dict(_hook_base_state(c), pid=c.pid, status="running"))

@@ -159,8 +159,9 @@ def main(argv: list[str]) -> int | None:
     if parsed is None:
         return None
     name, gparams, params = parsed
-    from . import commands
+    from . import commands, trace
 
+    trace.mark("cli")
     func = getattr(commands, table["commands"][name]["callback"], None)
     if func is None:
         return None

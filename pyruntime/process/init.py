@@ -16,7 +16,7 @@ import sys
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import hooks, native
+from .. import hooks, native, trace
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
@@ -89,6 +89,7 @@ def _located(plan: InitPlan, e: BaseException) -> str:
 
 
 def _setup(plan: InitPlan, chan: Channel) -> None:
+    trace.mark("init:start")
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
@@ -181,6 +182,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             pivot.apply_root_propagation(mounts.PROPAGATION[linux["rootfsPropagation"]])
         if (config.get("root") or {}).get("readonly"):
             pivot.remount_root_readonly()
+    trace.mark("init:pivot")
     block_imports()
     late_pid = plan.late_pid_fd >= 0
     pid_pipe = _join_pid_namespace(plan) if late_pid else (-1, -1)
@@ -235,7 +237,11 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         seccomp.load(plan.seccomp, chan)
     if late_pid:
         hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
-    chan.send(ready=True)
+    trace.mark("init:ready")
+    if trace.FILE is not None:
+        chan.send(ready=True, trace=[m for m in trace.MARKS if m[0].startswith("init:")])
+    else:
+        chan.send(ready=True)
     argv = ["pyruntime-init", f"{listen_fd}:{hooks_fd}" if hooks_fd >= 0 else str(listen_fd), path, *process["args"]]
     os.execve(plan.stub_fd, argv, env)
 

@@ -12,7 +12,7 @@ import os
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import cgroups, hooks, native
+from .. import cgroups, hooks, native, trace
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
@@ -66,6 +66,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         parent, child = Channel.pair()
     except OSError as e:  # e.g. out of fds (RLIMIT_NOFILE)
         raise RuntimeFailure(f"cannot create the sync channel: {(e.strerror or str(e)).lower()}") from None
+    trace.mark("fork")
     pid1 = os.fork()
     if pid1 == 0:  # pragma: no cover - runs in the child
         parent.close()
@@ -82,6 +83,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         while True:
             msg = parent.recv()
             if msg is None:
+                trace.mark("stub")  # EOF: the init has executed the stub (the channel is close-on-exec)
                 break
             if "error" in msg:
                 raise RuntimeFailure(msg["error"])
@@ -111,6 +113,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
 
                 seccomp.forward(plan.seccomp, msg, init_pid, dict(state_for_hooks, pid=init_pid, status="creating"))
             elif "ready" in msg:
+                for phase, at in msg.get("trace") or []:  # the init's own marks (PYRUNTIME_TRACE)
+                    trace.mark(phase, at)
                 ready = True
                 checkpoint("spawn:ready")
         if not init_pid or not ready:
