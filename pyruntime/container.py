@@ -7,7 +7,8 @@ import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enu
 import os
 import select
 
-from . import cgroups, hooks, log, spec, state, trace
+# spec (with schema), cgroups and hooks are imported where used: start, kill and delete need few of them
+from . import log, state, trace
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
 from .proc import write_pid_file
@@ -34,6 +35,7 @@ class CreateOptions:
 
 def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     """Set the container up with its init waiting for `start`; leave nothing behind on failure."""
+    from . import cgroups, spec
     from .process import spawn as spawn_mod
     from .process.stub import sealed_memfd
     from .rootfs import idmap
@@ -220,9 +222,18 @@ def start(c: Container) -> None:
     if acked != b"s":
         raise RuntimeFailure(f"container {c.id} init exited before it could start")
     trace.mark("started")
+    _run_hooks("poststart", c, dict(_hook_base_state(c), pid=c.pid, status="running"))
+
+
+def _run_hooks(kind: str, c: Container, st: dict[str, Any]) -> None:
+    """poststart/poststop hooks: a failure is a warning (the container already started/is gone)."""
+    configured = (c.config.get("hooks") or {}).get(kind)
+    if not configured:
+        return
+    from . import hooks
+
     try:
-        hooks.run_all("poststart", (c.config.get("hooks") or {}).get("poststart"),
-                      dict(_hook_base_state(c), pid=c.pid, status="running"))
+        hooks.run_all(kind, configured, st)
     except RuntimeFailure as e:
         log.warning(str(e))
 
@@ -247,6 +258,8 @@ def kill(c: Container, sig: int, all_processes: bool = False) -> None:
     if status == "stopped" and not all_processes:
         raise RuntimeFailure(f"container {c.id} is not running")
     if all_processes:
+        from . import cgroups
+
         cgroups.kill_all(c.cgroup_paths, sig)
         return
     send_signal(c, sig)
@@ -276,15 +289,13 @@ def delete(c: Container, force: bool = False) -> None:
 
         network.move_out(c.config, c.pid)
     _destroy(c)
-    try:
-        hooks.run_all("poststop", (c.config.get("hooks") or {}).get("poststop"),
-                      dict(_hook_base_state(c), pid=0, status="stopped"))
-    except RuntimeFailure as e:
-        log.warning(str(e))
+    _run_hooks("poststop", c, dict(_hook_base_state(c), pid=0, status="stopped"))
 
 
 def _destroy(c: Container) -> None:
     """Kill whatever is left of the container, remove its cgroup and its state dir."""
+    from . import cgroups
+
     pidfd = -1
     if c.init_alive():
         try:

@@ -31,8 +31,25 @@ def _sealed(name: str, data: bytes) -> int:
 
 
 def sealed_memfd() -> int:
-    with open(STUB_PATH, "rb") as f:
-        return _sealed("pyruntime-init", f.read())
+    """The stub in a sealed memfd, copied by the kernel (sendfile: no pass through Python's memory)."""
+    src = os.open(STUB_PATH, os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
+    try:
+        fd = os.memfd_create("pyruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size, done = os.fstat(src).st_size, 0
+        while done < size:
+            sent = os.sendfile(fd, src, done, size - done)
+            if sent == 0:
+                raise OSError(f"{STUB_PATH}: short read")
+            done += sent
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    finally:
+        os.close(src)
+    return fd
 
 
 def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
