@@ -23,9 +23,19 @@ UNIFIED = "unified"
 DEFAULT_PARENT = "/pyruntime"
 
 
+_HIERARCHIES: dict[str, str] | None = None  # read once per process: create asks twice
+
+
 def hierarchies() -> dict[str, str]:
     """{controller key: mount point} of the host: 'unified' for cgroup2, else each v1 hierarchy's
     options (e.g. 'memory', 'cpu,cpuacct', 'name=systemd')."""
+    global _HIERARCHIES
+    if _HIERARCHIES is None:
+        _HIERARCHIES = _read_hierarchies()
+    return dict(_HIERARCHIES)
+
+
+def _read_hierarchies() -> dict[str, str]:
     found: dict[str, str] = {}
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
