@@ -217,6 +217,57 @@ def join(paths: dict[str, str], pid: int = 0) -> None:
             os.close(fd)
 
 
+def v2_path(paths: dict[str, str]) -> str | None:
+    """The container's cgroup in the cgroup2 hierarchy (the unified one of a hybrid host), if any."""
+    return next((p for m, p in paths.items() if os.path.exists(f"{m}/cgroup.controllers")), None)
+
+
+def fork_into(paths: dict[str, str]) -> tuple[int, str | None]:
+    """os.fork(), with the child born in the container's cgroup2 directory where the kernel allows
+    it (clone3 CLONE_INTO_CGROUP): (pid, that directory or None). See join_forked for why."""
+    target = v2_path(paths)
+    if target is not None:
+        from .. import native
+
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                return native.fork_into_cgroup(fd), target
+            except OSError:
+                pass  # e.g. an old kernel, or a cgroup that delegates controllers (EBUSY)
+            finally:
+                os.close(fd)  # in the parent and in the child
+    return os.fork(), None
+
+
+def join_forked(paths: dict[str, str], born_in: str | None = None) -> None:
+    """join() for a process just forked (so with one thread), skipping the cgroup it was born in.
+
+    Writing a pid to cgroup.procs takes cgroup_threadgroup_rwsem for writing, and the first writer
+    waits for an RCU grace period (5-20 ms on this kind of host, on every create). Moving only the
+    calling thread ("0" to a v1 `tasks` file) takes no such lock (Linux 6.0+; older kernels lock as
+    before), and for a single-threaded process moves the whole process. cgroup2 has no equivalent
+    (cgroup.threads cannot leave a domain): there, fork_into's clone3 places the child instead.
+    """
+    for mount_point, path in paths.items():
+        if path == born_in:
+            continue
+        if not os.path.exists(f"{mount_point}/cgroup.controllers"):
+            try:
+                fd = os.open(f"{path}/tasks", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                    continue
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # (e.g. a delegation that left `tasks` to root): cgroup.procs says why
+        join({mount_point: path})
+
+
 def pids(paths: dict[str, str]) -> list[int]:
     """Every process in the container's cgroup and the sub-cgroups it made (read from one hierarchy
     that tracks all of them)."""

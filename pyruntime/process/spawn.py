@@ -67,10 +67,10 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     except OSError as e:  # e.g. out of fds (RLIMIT_NOFILE)
         raise RuntimeFailure(f"cannot create the sync channel: {(e.strerror or str(e)).lower()}") from None
     trace.mark("fork")
-    pid1 = os.fork()
+    pid1, born_in = cgroups.fork_into(plan.cgroup_paths) if plan.cgroup_paths else (os.fork(), None)
     if pid1 == 0:  # pragma: no cover - runs in the child
         parent.close()
-        _intermediate(plan, child)
+        _intermediate(plan, child, born_in)
     child.close()
     checkpoint("spawn:forked")
     init_pid = 0
@@ -92,6 +92,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
                     raise RuntimeFailure("container init sent an unexpected message")
                 trusted_pids -= 1
                 init_pid = msg["pid"]
+                for phase, at in msg.get("trace") or []:
+                    trace.mark(phase, at)
                 checkpoint("spawn:init-pid")
             elif trusted_pids == 0 and late and ("hooks" in msg or "userns" in msg):
                 raise RuntimeFailure("container init sent an unexpected message")
@@ -144,7 +146,7 @@ def late_pid_join(plan: InitPlan) -> bool:
     return bool(ns.get("pid")) and ("user" not in ns or bool(ns["user"])) and "mount" in ns and not ns["mount"]
 
 
-def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
+def _intermediate(plan: InitPlan, chan: Channel, born_in: str | None) -> None:  # pragma: no cover - runs in the child
     try:
         # Not dumpable from here on (inherited by the init across fork): a process of the container
         # that can see the init (a shared pid namespace) must not reach its memory, exe or map_files.
@@ -153,9 +155,11 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             os.close(plan.lock_fd)
         if plan.cgroup_lock_fd >= 0:
             os.close(plan.cgroup_lock_fd)
+        trace.mark("init:forked")
         if plan.cgroup_paths:
-            cgroups.join(plan.cgroup_paths)
+            cgroups.join_forked(plan.cgroup_paths, born_in)
         checkpoint("intermediate:joined")
+        trace.mark("init:joined")
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
         late_pid = late_pid_join(plan)
@@ -191,10 +195,14 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             _write_time_offsets(plan.config)
         if "network" in new:
             native.loopback_up()
+        trace.mark("init:unshared")
         pid = os.fork()
         if pid == 0:
             init_mod.run(plan, chan)  # never returns
-        chan.send(pid=pid)
+        if trace.FILE is not None:  # the intermediate's marks (PYRUNTIME_TRACE)
+            chan.send(pid=pid, trace=[m for m in trace.MARKS if m[0].startswith("init:")])
+        else:
+            chan.send(pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything becomes one message to the runtime
         try:
