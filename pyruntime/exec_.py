@@ -199,8 +199,12 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
             seccomp=seccomp_prog, lock_fd=c.dir_fd)
         if not opts.detach:
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us when the joiner exits
+        # Born in the cgroup (no RCU grace period, see cgroups.join_forked) unless the joiner must
+        # set its initial CPU affinity before joining, or the container is paused (a joiner born
+        # frozen would still hold the state lock it closes first).
+        born = status == "running" and not process.get("execCPUAffinity")
         pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "status": "running", "pid": c.pid,
-                            "bundle": c.bundle, "annotations": c.annotations})
+                            "bundle": c.bundle, "annotations": c.annotations}, born)
         for fd in fds:
             os.close(fd)
         fds.clear()
@@ -236,13 +240,17 @@ def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
     sealed.ensure(sealed.exposed(sets, userns))
 
 
-def _spawn(plan: Any, state_for_listener: dict[str, Any]) -> int:
+def _spawn(plan: Any, state_for_listener: dict[str, Any], born_in_cgroup: bool) -> int:
+    from . import cgroups
     from .process import setns_init
     from .process.channel import Channel
 
     setns_init.preload_for(plan)  # the children cannot import in the container
     parent, child = Channel.pair()
-    joiner = os.fork()
+    if born_in_cgroup and plan.cgroup_paths:
+        joiner, plan.born_in = cgroups.fork_into(plan.cgroup_paths)
+    else:
+        joiner = os.fork()
     if joiner == 0:  # pragma: no cover - runs in the child
         parent.close()
         setns_init.join(plan, child)

@@ -64,6 +64,7 @@ class ExecPlan:
     lock_fd: int = -1  # the state dir's flock: closed first thing, so only the runtime holds it
     proc_fd: int = -1  # the host's /proc, opened by the joiner for the LSM attr files
     extra_env: dict[str, str] = field(default_factory=dict)
+    born_in: str | None = None  # the cgroup2 directory the joiner was forked into (cgroups.fork_into)
 
 
 def preload_for(plan: ExecPlan) -> None:
@@ -88,7 +89,7 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
 
             sched.apply_cpu_affinity(affinity.get("initial"))  # before the cgroup (whose cpuset may reset it)
         if plan.cgroup_paths:
-            cgroups.join(plan.cgroup_paths)
+            cgroups.join_forked(plan.cgroup_paths, plan.born_in)
         if affinity:
             sched.apply_cpu_affinity(affinity.get("final"))  # inherited by the child
         high = 4 + plan.preserve_fds
