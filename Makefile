@@ -62,12 +62,13 @@ $(PY):
 setup: deps .stamp-install
 .stamp-install: $(PY) $(SOURCES)
 	$(PY) -m pip install -q '.[test,net]'
-	$(PY) -I -m pyruntime.launcher  # a console script started with -IS (faster than pip's)
+	$(PY) -I -m pyruntime.launcher  # a console script started with -IS (faster than pip's), the argv table
 	@touch $@
 
 ## editable install for development (slower start-up: the editable finder costs ~10 ms per call)
 dev: deps $(PY)
 	$(PY) -m pip install -q -e '.[test,net]'
+	$(PY) -I -m pyruntime.argtable  # the fast path's command-line table (pyruntime/_argtable.py)
 
 bundles: $(ROOTFS)/bin/busybox
 $(ROOTFS)/bin/busybox: bundles/make-rootfs.sh | deps

@@ -2,7 +2,9 @@
 """`make bench`: pyruntime beside runc and crun on the same bundles, interleaved; medians and ratios.
 
 Usage: bench/run.py [--quick] [--rounds N] [--pyruntime PATH] [--only PHASES] [--json FILE]
-PHASES (comma-separated): floor, run, lifecycle, rss, many, concurrent, scale, podman.
+PHASES (comma-separated): floor, run, lifecycle, breakdown, rss, many, concurrent, scale, podman.
+breakdown: where the time of pyruntime's create and run goes, from the timestamps the runtime records
+with PYRUNTIME_TRACE (pyruntime/trace.py), beside runc's totals.
 
 Every runtime gets a private --root, every container an absolute cgroupsPath under a private parent
 cgroup, and everything is removed at the end (also on Ctrl-C). crun 1.8.1 refuses this hybrid host
@@ -48,6 +50,7 @@ class Proc:
         self.pid, self.t0, self.out, self.err = pid, t0, out, err
         self.done = threading.Event()
         self.t1 = 0.0
+        self.t0_ns = 0  # CLOCK_MONOTONIC, the clock of the runtime's trace marks
         self.rc = -1
         self.maxrss_kb = 0
         self.cpu_ms = 0.0  # user + system time of the process and the children it waited for
@@ -114,9 +117,11 @@ class Reaper(threading.Thread):
         actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                    (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
         with self.lock:
+            t0_ns = time.monotonic_ns()
             t0 = time.perf_counter()
             pid = os.posix_spawn(argv[0], argv, env if env is not None else ENV, file_actions=actions)
             proc = Proc(pid, t0, out, err)
+            proc.t0_ns = t0_ns
             if pid in self.early:
                 proc.t1, proc.rc, proc.maxrss_kb, proc.cpu_ms = self.early.pop(pid)
                 proc.done.set()
@@ -302,6 +307,8 @@ class Bench:
         self.res = Results()
         self.notes: list[str] = []
         self.rotation = 0
+        self.breakdown_totals: dict[tuple[str, str], list[float]] = {}
+        self.breakdown_phases: dict[tuple[str, str], list[float]] = {}
 
     def interleaved(self) -> list[Runtime]:
         """The runtimes in a rotating order, so none is always first after a pause."""
@@ -437,6 +444,26 @@ class Bench:
             for cid in rt.ids(rt.root2):
                 call(rt.argv("delete", "--force", cid, root=rt.root2), idempotent=True)
 
+    def breakdown(self) -> None:
+        """pyruntime's create and run phase by phase (PYRUNTIME_TRACE marks), beside runc's totals."""
+        self.phase("per-phase breakdown of create and run (PYRUNTIME_TRACE)")
+        trace_file = self.work / "trace.jsonl"
+        env = dict(ENV, PYRUNTIME_TRACE=str(trace_file))
+        for _ in range(self.args.rounds):
+            for rt in self.interleaved():
+                traced = rt.name == "pyruntime"
+                for what, args in (("create", ["/bin/sleep", "1000"]), ("run", ["/bin/true"])):
+                    cid, b = self.bundles.make(rt, args)
+                    trace_file.unlink(missing_ok=True)
+                    p = call(rt.argv(what, "--bundle", b, cid), env=env if traced else None)
+                    self.breakdown_totals.setdefault((what, rt.name), []).append(p.elapsed * 1000)
+                    if what == "create":
+                        call(rt.argv("delete", "--force", cid))
+                    if traced:
+                        line = json.loads(trace_file.read_text().splitlines()[-1])
+                        for label, ms in phases_of(line["marks"], p).items():
+                            self.breakdown_phases.setdefault((what, label), []).append(ms)
+
     def floor(self) -> None:
         self.phase("floor: interpreter, import click, nsenter")
         py = self.args.python
@@ -454,6 +481,61 @@ class Bench:
                 p = call(argv)
                 self.res.add(label, "floor", p.elapsed * 1000)
                 self.res.add(f"{label} (CPU)", "floor", p.cpu_ms, "ms cpu")
+
+
+# The trace marks (pyruntime/trace.py) in the order a create or run passes them, and the phase each ends.
+PHASES = [
+    ("main", "interpreter start (spawn to __main__)"),
+    ("cli", "command line (fast parser, table)"),
+    ("imports", "imports of the command"),
+    ("config", "config.json parse + validation"),
+    ("state", "state dir, lock, state.json"),
+    ("cgroups", "cgroups (create, apply)"),
+    ("fork", "before the fork (socket, stub memfd, preload)"),
+    ("init:forked", "fork of the intermediate"),
+    ("init:joined", "intermediate: join the cgroups"),
+    ("init:unshared", "intermediate: unshare the namespaces"),
+    ("init:start", "fork of the init"),
+    ("init:pivot", "init set-up up to pivot_root"),
+    ("init:ready", "init after pivot_root (user, caps, seccomp...)"),
+    ("stub", "exec of the stub"),
+    ("start", "create's end (state saved, pid file)"),
+    ("started", "start (connect, the stub executes the program)"),
+    ("exit", "the rest (run: wait, delete; create: end)"),
+    ("reaped", "process exit"),
+]
+
+
+def phases_of(marks: list[list[Any]], p: Proc) -> dict[str, float]:
+    """Milliseconds per phase: from the previous mark (or the spawn) to each mark, and to the reaping."""
+    at = {name: ns for name, ns in marks}
+    at["reaped"] = p.t0_ns + int(p.elapsed * 1e9)
+    out: dict[str, float] = {}
+    prev = p.t0_ns
+    for name, label in PHASES:
+        if name in at:
+            out[label] = (at[name] - prev) / 1e6
+            prev = at[name]
+    return out
+
+
+def breakdown_report(b: Bench) -> str:
+    if not b.breakdown_phases:
+        return ""
+    med = statistics.median
+    labels = [label for _, label in PHASES if any(k[1] == label for k in b.breakdown_phases)]
+    rows = [["phase (pyruntime, medians)", "create", "run"]]
+    for label in labels:
+        rows.append([label] + [f"{med(v):.1f} ms" if (v := b.breakdown_phases.get((w, label))) else "-"
+                               for w in ("create", "run")])
+    for rt in sorted({k[1] for k in b.breakdown_totals}):
+        rows.append([f"total, {rt}"] + [f"{med(b.breakdown_totals[(w, rt)]):.1f} ms"
+                                        if (w, rt) in b.breakdown_totals else "-" for w in ("create", "run")])
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    lines = ["  ".join(v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines) + "\n"
 
 
 # -- podman -------------------------------------------------------------------------------------------
@@ -578,8 +660,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="few rounds, 10 containers: a fast sanity run")
     ap.add_argument("--rounds", type=int, default=None, help="repetitions of each single command (default 20)")
     ap.add_argument("--pyruntime", default=str(Path(sys.executable).parent / "pyruntime"))
-    ap.add_argument("--only", default="", help="comma-separated phases: floor,run,lifecycle,rss,many,concurrent,"
-                    "scale,podman")
+    ap.add_argument("--only", default="", help="comma-separated phases: floor,run,lifecycle,breakdown,rss,many,"
+                    "concurrent,scale,podman")
     ap.add_argument("--runtimes", default="pyruntime,runc,crun")
     ap.add_argument("--json", default=None, help="where to write the JSON (default bench/results/<date>.json)")
     ap.add_argument("--no-podman", action="store_true")
@@ -628,7 +710,8 @@ def main() -> int:
         if py and not args.pyruntime_exec:
             bench.notes.append("pyruntime has no `exec` yet: exec measured for the others only")
         phases: dict[str, Callable[[], None]] = {
-            "floor": bench.floor, "run": bench.run_true, "lifecycle": bench.lifecycle, "rss": bench.rss, "many": bench.many,
+            "floor": bench.floor, "run": bench.run_true, "lifecycle": bench.lifecycle, "breakdown": bench.breakdown,
+            "rss": bench.rss, "many": bench.many,
             "concurrent": bench.concurrent, "scale": bench.scale,
         }
         only = [p for p in args.only.split(",") if p]
@@ -670,6 +753,9 @@ def main() -> int:
     print("versions: " + "; ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"medians of {args.rounds} rounds{' (quick)' if args.quick else ''}\n")
     print(text)
+    extra = breakdown_report(bench)
+    if extra:
+        print(extra)
     for note in bench.notes + [f"skipped: {s}" for s in skipped]:
         print(f"note: {note}")
     out = Path(args.json) if args.json else REPO / "bench" / "results" / (
@@ -679,7 +765,8 @@ def main() -> int:
            "quick": args.quick, "rounds": args.rounds, "notes": bench.notes, "skipped": skipped,
            "units": bench.res.units,
            "medians": {m: {rt: bench.res.median(m, rt) for rt in v} for m, v in bench.res.data.items()},
-           "samples": bench.res.data}
+           "samples": bench.res.data,
+           "breakdown": {f"{w} / {label}": statistics.median(v) for (w, label), v in bench.breakdown_phases.items()}}
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"results: {out}")
     return code

@@ -9,20 +9,29 @@ def main() -> None:
     # Collecting cycles every 700 allocations costs ~2 ms of the imports of a command that lives for
     # milliseconds; a rarer collection still bounds what a long-lived command (run, events) could hold.
     gc.set_threshold(50_000)
+    from . import trace
+
+    trace.mark("main")
     # The runtime never honours PYTHON* variables from its environment (PYTHONPATH could make it import
     # code it does not own): re-execute isolated if any is set. The common case pays nothing.
     if not sys.flags.isolated and any(k.startswith("PYTHON") for k in os.environ):
         os.execv(sys.executable, [sys.executable, "-I", "-m", "pyruntime", *sys.argv[1:]])
-    _defer_imports()
-    from .cli import entry
-
     try:
-        entry()
-        code = 0
+        # A well-formed call never imports click (fastcli.py); --help, mistakes and the rest go to click.
+        from .fastcli import main as fast_main
+
+        code = fast_main(sys.argv[1:])
+        if code is None:
+            _defer_imports()
+            from .cli import entry
+
+            code = entry()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
         if not isinstance(e.code, int | None):
             sys.stderr.write(f"{e.code}\n")
+    trace.mark("exit")
+    trace.write(sys.argv[1:], code)
     # Skip the interpreter's teardown (finalising every module costs ~5 ms per call): by now every
     # command has closed its files, so only the standard streams need flushing.
     for stream in (sys.stdout, sys.stderr):

@@ -1,50 +1,30 @@
-"""Command-line wrappers for pause, resume, update, events and ps (work in cgroup_commands.py).
+"""click's definitions of pause, resume, update, events and ps (the work is in cgroup_commands.py).
 
-Imported at the end of cli.py so the commands register on the same group; nothing heavy here.
+cli.py adds COMMANDS to its group; this module does not import cli.py (no cycle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import click
 
-from .cli import CONTEXT, Globals, main
+from . import commands
+from .commands import CONTEXT, Globals
 
 
-@contextmanager
-def _loaded(g: Globals, container_id: str, shared: bool = False) -> Iterator:
-    """The container's state, locked (shared: others may read meanwhile), closed after the block."""
-    from . import state
-
-    c = state.load(g.root, container_id, shared=shared)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def pause(g: Globals, container_id: str) -> None:
+def pause(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Freeze every process of the container (cgroup freezer)."""
-    from . import cgroup_commands
-
-    with _loaded(g, container_id) as c:
-        cgroup_commands.pause(c)
+    return commands.pause(g, **kw)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def resume(g: Globals, container_id: str) -> None:
+def resume(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Thaw a paused container."""
-    from . import cgroup_commands
-
-    with _loaded(g, container_id) as c:
-        cgroup_commands.resume(c)
+    return commands.resume(g, **kw)
 
 
 _UPDATE_FLAGS = [
@@ -73,7 +53,7 @@ def _update_options(f):  # noqa: ANN001, ANN202
     return f
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--resources", "-r", "resources_file", default=None,
               help="A JSON file with linux.resources to apply (- for stdin).")
 @_update_options
@@ -81,45 +61,29 @@ def _update_options(f):  # noqa: ANN001, ANN202
 @click.option("--mem-bw-schema", default=None, hidden=True)
 @click.argument("container_id")
 @click.pass_obj
-def update(g: Globals, container_id: str, resources_file: str | None, l3_cache_schema: str | None,
-           mem_bw_schema: str | None, **flags: str | None) -> None:
+def update(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Change the resource limits of a running container."""
-    from . import cgroup_commands, log
-
-    if l3_cache_schema or mem_bw_schema:
-        log.warning("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported; ignored")
-    resources, source = cgroup_commands.build_update(resources_file, flags)
-    with _loaded(g, container_id) as c:
-        cgroup_commands.update(c, resources, source)
+    return commands.update(g, **kw)
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--interval", default="5s", help="Stats interval (Go duration, default 5s).")
 @click.option("--stats", is_flag=True, help="Print the container's stats once and exit.")
 @click.argument("container_id")
 @click.pass_obj
-def events(g: Globals, container_id: str, interval: str, stats: bool) -> None:
+def events(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Stream the container's events (stats every interval, OOM) as JSON lines."""
-    from . import cgroup_commands
-
-    every = cgroup_commands.parse_interval(interval)
-    with _loaded(g, container_id, shared=True) as c:
-        # a stream may last the container's lifetime: do not hold the state lock meanwhile
-        if not stats:
-            import fcntl
-
-            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
-        cgroup_commands.events(c, every, stats)
+    return commands.events(g, **kw)
 
 
-@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.argument("container_id")
 @click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def ps(g: Globals, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
+def ps(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """List the container's processes (ps -ef by default, or with the given ps(1) options)."""
-    from . import cgroup_commands
+    return commands.ps(g, **kw)
 
-    with _loaded(g, container_id, shared=True) as c:
-        click.echo(cgroup_commands.ps(c, fmt, list(ps_args)), nl=False)
+
+COMMANDS = [pause, resume, update, events, ps]

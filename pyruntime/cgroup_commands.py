@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import select
 import sys
 import time
-from typing import Any
 
-from . import cgroups
+from . import cgroups, fastjson
 from .errors import RuntimeFailure
 from .state import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pause(c: Container) -> None:
@@ -30,7 +31,7 @@ def resume(c: Container) -> None:
 
 
 # -- update ---------------------------------------------------------------------------------------
-_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE = r"^\s*(-?\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$"  # compiled on use: pause/resume need no `re`
 
 # runc update's individual flags: (flag name, JSON path under linux.resources, kind)
 FLAGS: list[tuple[str, tuple[str, str], str]] = [
@@ -55,7 +56,9 @@ FLAGS: list[tuple[str, tuple[str, str], str]] = [
 
 def parse_size(text: str, flag: str) -> int:
     """docker/runc memory sizes: bytes or k/m/g/t/p suffixes (binary), -1 = unlimited."""
-    m = _SIZE.match(text)
+    import re
+
+    m = re.match(_SIZE, text, re.IGNORECASE)
     if not m:
         raise RuntimeFailure(f"--{flag.replace('_', '-')}: invalid size {text!r}")
     return int(float(m.group(1)) * 1024 ** " kmgtp".index(m.group(2).lower() or " "))
@@ -82,7 +85,7 @@ def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tu
             else:
                 with open(resources_file) as f:
                     text = f.read()
-            res = json.loads(text)
+            res = fastjson.loads(text)
         except OSError as e:
             raise RuntimeFailure(f"cannot read {source}: {(e.strerror or str(e)).lower()}") from None
         except ValueError as e:
@@ -221,6 +224,8 @@ def _emit(line: str) -> None:
 
 def parse_interval(text: str) -> float:
     """Go durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
+    import re
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)?", text.strip())
     if not m:
         raise RuntimeFailure(f"--interval: invalid duration {text!r}")
@@ -239,7 +244,7 @@ def ps(c: Container, fmt: str, ps_args: list[str]) -> str:
     if fmt == "json":
         if ps_args:
             raise RuntimeFailure("ps arguments cannot be used with --format json")
-        return json.dumps(pids, separators=(",", ":")) + "\n"  # Go's encoder: compact
+        return fastjson.dumps(pids, compact=True) + "\n"  # Go's encoder: compact
     args = ps_args or ["-ef"]
     try:
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)

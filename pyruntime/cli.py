@@ -1,24 +1,19 @@
-"""The command line: runc's global flags and one thin function per command.
+"""The command line: click's definitions of runc's global flags and of every command, the one
+definition of the command line (options, help, completion, error messages).
 
-Commands import what they need when they run, so `state` or `kill` never pay for what `create` uses.
+Each command body is one call to its function in commands.py. A well-formed call does not get here:
+fastcli.py parses it with the table generated from these definitions (argtable.py) and calls the
+same functions; this module (and click) serves everything else: --help, --version, mistakes.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 import click
 
-from . import __version__, log
-
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-
-class Globals:
-    def __init__(self, root: str, systemd_cgroup: bool, debug: bool, criu: str = "criu") -> None:
-        self.root, self.systemd_cgroup, self.debug, self.criu = root, systemd_cgroup, debug, criu
+from . import __version__, cgroup_cli, commands, log
+from .commands import CONTEXT, Globals
 
 
 class _Group(click.Group):
@@ -41,15 +36,9 @@ class _Group(click.Group):
 @click.option("--rootless", type=click.Choice(["true", "false", "auto"]), default="auto")
 @click.option("--criu", default="criu", help="The CRIU binary for checkpoint and restore.")
 @click.pass_context
-def main(ctx: click.Context, root: str | None, log_path: str | None, log_format: str, debug: bool,
-         systemd_cgroup: bool, rootless: str, criu: str) -> None:
+def main(ctx: click.Context, **kw) -> None:  # noqa: ANN003
     """pyruntime: an OCI container runtime (runtime-spec 1.3), a drop-in for runc."""
-    from .state import default_root
-
-    log.configure(log_path, log_format, debug)
-    if rootless == "true" and os.geteuid() == 0:
-        log.warning("--rootless=true as root: running as root anyway")
-    ctx.obj = Globals(os.path.abspath(root) if root else default_root(), systemd_cgroup, debug, criu)
+    ctx.obj = commands.make_globals(**kw)
 
 
 def _create_options(f):  # noqa: ANN001, ANN202 - click decorator stack shared by create and run
@@ -67,37 +56,21 @@ def _create_options(f):  # noqa: ANN001, ANN202 - click decorator stack shared b
     return f
 
 
-def _opts(g: Globals, bundle: str, pid_file, console_socket, pidfd_socket, no_pivot, no_new_keyring, preserve_fds):  # noqa: ANN001, ANN202, E501
-    from .container import CreateOptions
-
-    return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot,
-                         no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, systemd_cgroup=g.systemd_cgroup,
-                         pidfd_socket=pidfd_socket)
-
-
 @main.command(context_settings=CONTEXT)
 @_create_options
 @click.argument("container_id")
 @click.pass_obj
-def create(g: Globals, container_id: str, **kw) -> None:  # noqa: ANN003
+def create(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Create a container; its process waits for `start`."""
-    from . import container
-
-    container.create(g.root, container_id, _opts(g, **kw)).close()
+    return commands.create(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def start(g: Globals, container_id: str) -> None:
+def start(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Run the user's process of a created container."""
-    from . import container, state
-
-    c = state.load(g.root, container_id)
-    try:
-        container.start(c)
-    finally:
-        c.close()
+    return commands.start(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
@@ -108,22 +81,17 @@ def start(g: Globals, container_id: str) -> None:
               "subreaper to wait for an init its intermediate process forked.")
 @click.argument("container_id")
 @click.pass_obj
-def run(g: Globals, container_id: str, detach: bool, keep: bool, no_subreaper: bool, **kw) -> None:  # noqa: ANN003
+def run(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Create and start a container; in the foreground, exit with its exit code."""
-    from . import runner
-
-    sys.exit(runner.run(g, container_id, _opts(g, **kw), detach, keep))
+    return commands.run(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def state(g: Globals, container_id: str) -> None:
-    """Print the container's state (runc's: the runtime-spec state plus rootfs, created, owner)."""
-    from . import listing
-    from . import state as state_mod
-
-    click.echo(listing.state_json(state_mod.load(g.root, container_id, lock=False)))
+def state(g: Globals, **kw) -> int | None:  # noqa: ANN003
+    """Print the container's state (runtime-spec JSON)."""
+    return commands.state(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
@@ -131,34 +99,18 @@ def state(g: Globals, container_id: str) -> None:
 @click.argument("container_id")
 @click.argument("sig", default="SIGTERM")
 @click.pass_obj
-def kill(g: Globals, container_id: str, sig: str, all_processes: bool) -> None:
+def kill(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Send a signal (name or number, default SIGTERM) to the container's init."""
-    from . import container, state
-
-    number = container.signal_number(sig)
-    c = state.load(g.root, container_id, shared=True)
-    try:
-        container.kill(c, number, all_processes)
-    finally:
-        c.close()
+    return commands.kill(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
 @click.option("--force", "-f", is_flag=True, help="Kill the container if it is running.")
 @click.argument("container_id")
 @click.pass_obj
-def delete(g: Globals, container_id: str, force: bool) -> None:
+def delete(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Delete a stopped container (or any, with --force)."""
-    from . import container, state
-    from .errors import NotFound
-
-    try:
-        c = state.load(g.root, container_id)
-    except NotFound:
-        if force:
-            return  # runc: deleting a container that is gone with --force succeeds
-        raise
-    container.delete(c, force)
+    return commands.delete(g, **kw)
 
 
 @main.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
@@ -183,54 +135,34 @@ def delete(g: Globals, container_id: str, force: bool) -> None:
 @click.argument("container_id")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_(g: Globals, container_id: str, args: tuple[str, ...], env: tuple[str, ...],
-          additional_gids: tuple[str, ...], caps: tuple[str, ...], cgroup: tuple[str, ...], **kw) -> None:  # noqa: ANN003
+def exec_(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Run a process in a running container; in the foreground, exit with its exit code."""
-    from . import exec_ as exec_mod
-
-    opts = exec_mod.ExecOptions(args=list(args), env=list(env), additional_gids=list(additional_gids),
-                                caps=list(caps), cgroup=list(cgroup), **kw)
-    sys.exit(exec_mod.exec_(g.root, container_id, opts))
+    return commands.exec_(g, **kw)
 
 
 @main.command("list", context_settings=CONTEXT)
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--quiet", "-q", is_flag=True, help="Only IDs.")
 @click.pass_obj
-def list_(g: Globals, fmt: str, quiet: bool) -> None:
+def list_(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """List containers."""
-    from . import listing
-
-    click.echo(listing.render(g.root, fmt, quiet), nl=False)
+    return commands.list_(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
 @click.option("--bundle", "-b", default=".", help="Where to write config.json.")
 @click.option("--rootless", is_flag=True, help="A config for an unprivileged user.")
 @click.pass_obj
-def spec(g: Globals, bundle: str, rootless: bool) -> None:
+def spec(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Write a default config.json (like runc's)."""
-    from .errors import RuntimeFailure
-    from .spec import default_spec
-
-    path = os.path.join(bundle, "config.json")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        raise RuntimeFailure(f"{path} already exists") from None
-    except OSError as e:
-        raise RuntimeFailure(f"cannot write {path}: {e.strerror.lower()}") from None
-    with os.fdopen(fd, "w") as f:
-        json.dump(default_spec(rootless), f, indent=2)
-        f.write("\n")
+    return commands.spec(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
-def features() -> None:
+@click.pass_obj
+def features(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Print the runtime-spec features document."""
-    from .features import features as doc
-
-    click.echo(json.dumps(doc(), indent=2))
+    return commands.features(g, **kw)
 
 
 def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and restore (runc's)
@@ -259,17 +191,9 @@ def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and r
 @click.option("--page-server", default=None, help="ADDRESS:PORT of a page server (not supported).")
 @click.argument("container_id")
 @click.pass_obj
-def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_running: bool, **kw) -> None:  # noqa: ANN003
+def checkpoint(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Checkpoint a running container with CRIU."""
-    from . import checkpoint as cp
-    from . import state as state_mod
-
-    c = state_mod.load(g.root, container_id)
-    try:
-        cp.checkpoint(c, cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"),
-                                        leave_running=leave_running, **kw), criu=g.criu)
-    finally:
-        c.close()
+    return commands.checkpoint(g, **kw)
 
 
 @main.command(context_settings=CONTEXT)
@@ -284,50 +208,28 @@ def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_runn
 @click.option("--lsm-mount-context", default=None)
 @click.argument("container_id")
 @click.pass_obj
-def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, detach: bool,
-            pid_file: str | None, **kw) -> None:  # noqa: ANN003
+def restore(g: Globals, **kw) -> int | None:  # noqa: ANN003
     """Restore a container from a CRIU checkpoint."""
-    from . import checkpoint as cp
-    from .errors import RuntimeFailure
-
-    cp.criu_usable(g.criu)  # before anything is created: a host without CRIU leaves nothing behind
-    raise RuntimeFailure("restore is not implemented yet for hosts where CRIU works (see README)")
+    return commands.restore(g, **kw)
 
 
-def entry() -> None:
-    """Console-script entry: one clear line and exit 1 on any failure; tracebacks only with --debug."""
-    from .errors import RuntimeFailure, os_failure
+def entry() -> int:
+    """The click path of the console script (__main__.main): the exit status; errors as the fast path's."""
+    command = next((a for a in sys.argv[1:] if a in main.commands), "pyruntime")  # for messages
+    return commands.guarded(_click_main, "--debug" in sys.argv, command)
 
-    debug = "--debug" in sys.argv[1:3] or "--debug" in sys.argv
+
+def _click_main() -> int | None:
     try:
-        main.main(standalone_mode=False, prog_name="pyruntime")
+        return main.main(standalone_mode=False, prog_name="pyruntime")
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
     except click.UsageError as e:
         log.error(e.format_message().replace("\n", " "))
-        sys.exit(1)
-    except RuntimeFailure as e:
-        log.error(str(e))
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except OSError as e:  # a step without its own message: still one line, with the path and cause
-        if debug:
-            raise
-        log.error(str(os_failure(_command(), e)))
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001
-        if debug:
-            raise
-        log.error(f"internal error: {type(e).__name__}: {e}")
-        sys.exit(1)
+        return 1
 
 
-def _command() -> str:
-    """The command being run (for messages): the first argument that is a command name."""
-    return next((a for a in sys.argv[1:] if a in main.commands), "pyruntime")
-
-
-from . import cgroup_cli  # noqa: E402, F401 - registers pause, resume, update, events, ps
+for _command in cgroup_cli.COMMANDS:  # pause, resume, update, events, ps
+    main.add_command(_command)

@@ -16,11 +16,14 @@ import errno
 import os
 import socket
 import stat
-from typing import Any
 
 from . import native
 from ._native import ffi, lib
 from .errors import RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The message sent along with the fd; conmon ignores it, runc sends the master's name.
 MASTER_NAME = b"/dev/ptmx"
@@ -167,7 +170,7 @@ class ForegroundTerminal:
         import select
         import signal
 
-        from .container import wait_exit
+        from .proc import wait_exit
 
         if os.isatty(0) and _foreground(0):  # in the background, tcsetattr would stop us (SIGTTOU)
             import termios

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py imports enum (~4 ms)
 import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enums, selectors)
 import os
 import select
-import signal
 import sys
-from typing import Any
 
-from . import cgroups, hooks, log, spec, state
+# spec (with schema), cgroups and hooks are imported where used: start, kill and delete need few of them
+from . import log, state, trace
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
+from .proc import write_pid_file
 from .record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .state import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -32,11 +37,13 @@ class CreateOptions:
 
 def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     """Set the container up with its init waiting for `start`; leave nothing behind on failure."""
+    from . import cgroups, spec
     from .process import spawn as spawn_mod
     from .process.stub import sealed_memfd
     from .rootfs import idmap
     from .security import caps
 
+    trace.mark("imports")
     state.check_id(container_id)
     bundle = os.path.abspath(opts.bundle)
     if not os.path.isdir(bundle):
@@ -83,6 +90,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         preserve += int(os.environ["LISTEN_FDS"])
         extra_env = {"LISTEN_FDS": os.environ["LISTEN_FDS"], "LISTEN_PID": "1"}
 
+    trace.mark("config")
     c = state.create(root, container_id)  # first: a taken ID is "already exists", whatever else is wrong
     try:
         if cgroup_paths and (frozen := cgroups.frozen(cgroup_paths)):  # its init would stop there for good
@@ -98,7 +106,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         log.warning(f"container's cgroup is not empty: {len(in_use)} process(es) found "
                     f"({next(iter(cgroup_paths.values()))}); they are not this container's and delete leaves them")
         try:
-            cgroups.mark_shared(root, container_id, c.dir_fd, cgroup_paths)
+            state.mark_shared(root, container_id, c.dir_fd, cgroup_paths)
         except BaseException:
             os.close(cgroup_lock)
             c.remove()
@@ -108,11 +116,13 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     fds: list[int] = [cgroup_lock] if cgroup_lock >= 0 else []
     try:
         c.save()  # a create killed from here on is cleaned by `delete --force`
+        trace.mark("state")
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
         cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
                                             devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
+        trace.mark("cgroups")
         listener = _listen(c)
         fds.append(listener)
         stub_fd = sealed_memfd()
@@ -196,25 +206,8 @@ def _listen(c: Container) -> int:
     return sock.detach()
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    """The bare pid, no newline (conmon reads it as is), written atomically."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyruntime-tmp")
-    # Whatever sits at the temporary name (a hard link to a file someone wants clobbered, a symlink,
-    # a fifo to hang us) is unlinked, never opened: the new file must be ours (O_EXCL).
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
 def start(c: Container) -> None:
+    trace.mark("start")
     status = c.status()
     if status != "created":
         raise RuntimeFailure(f"cannot start a container that is {status} (it must be created)")
@@ -245,9 +238,19 @@ def start(c: Container) -> None:
         raise RuntimeFailure(acked[1:].decode(errors="replace"))
     if acked != b"s":
         raise RuntimeFailure(f"container {c.id} init exited before it could start")
+    trace.mark("started")
+    _run_hooks("poststart", c, dict(_hook_base_state(c), pid=c.pid, status="running"))
+
+
+def _run_hooks(kind: str, c: Container, st: dict[str, Any]) -> None:
+    """poststart/poststop hooks: a failure is a warning (the container already started/is gone)."""
+    configured = (c.config.get("hooks") or {}).get(kind)
+    if not configured:
+        return
+    from . import hooks
+
     try:
-        hooks.run_all("poststart", (c.config.get("hooks") or {}).get("poststart"),
-                      dict(_hook_base_state(c), pid=c.pid, status="running"))
+        hooks.run_all(kind, configured, st)
     except RuntimeFailure as e:
         log.warning(str(e))
 
@@ -282,7 +285,7 @@ def _forward_listener(c: Container, fds: list[int]) -> None:
         seccomp.send_to_listener(prog, fds[0], c.pid, dict(_hook_base_state(c), pid=c.pid, status="created"))
     except BaseException:
         try:
-            send_signal(c, signal.SIGKILL)
+            send_signal(c, _signal.SIGKILL)
         except RuntimeFailure:
             pass
         raise
@@ -295,16 +298,17 @@ def signal_number(sig: str) -> int:
     """A name (with or without SIG, any case) or a number; 0 checks that the process exists (runc
     and kill(1) accept it: `kill -a ID 0` is how runc's tests probe a container)."""
     s = sig.upper()
-    if s.isdigit():
+    if s.isascii() and s.isdigit():
         n = int(s)
-        if not 0 <= n < signal.NSIG:
+        if not 0 <= n < _signal.NSIG:
             raise RuntimeFailure(f"invalid signal {sig!r}")
         return n
     name = s if s.startswith("SIG") else "SIG" + s
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise RuntimeFailure(f"invalid signal {sig!r}") from None
+    # signal.Signals' members: the module's SIG* names (SIG_DFL, SIG_BLOCK... are not signals)
+    number = getattr(_signal, name, None) if name.isidentifier() and not name.startswith("SIG_") else None
+    if not isinstance(number, int):
+        raise RuntimeFailure(f"invalid signal {sig!r}")
+    return number
 
 
 def kill(c: Container, sig: int, all_processes: bool = False) -> None:
@@ -312,6 +316,8 @@ def kill(c: Container, sig: int, all_processes: bool = False) -> None:
     if status == "stopped" and not all_processes:
         raise RuntimeFailure(f"container {c.id} is not running")
     if all_processes:
+        from . import cgroups
+
         cgroups.kill_all(c.cgroup_paths, sig)
         return
     send_signal(c, sig)
@@ -326,7 +332,7 @@ def send_signal(c: Container, sig: int) -> None:
     try:
         if not c.init_alive():
             raise RuntimeFailure(f"container {c.id} is not running")
-        signal.pidfd_send_signal(pidfd, sig)
+        _signal.pidfd_send_signal(pidfd, sig)
     finally:
         os.close(pidfd)
 
@@ -341,30 +347,28 @@ def delete(c: Container, force: bool = False) -> None:
 
         network.move_out(c.config, c.pid)
     _destroy(c)
-    try:
-        hooks.run_all("poststop", (c.config.get("hooks") or {}).get("poststop"),
-                      dict(_hook_base_state(c), pid=0, status="stopped"))
-    except RuntimeFailure as e:
-        log.warning(str(e))
+    _run_hooks("poststop", c, dict(_hook_base_state(c), pid=0, status="stopped"))
 
 
 def _destroy(c: Container) -> None:
     """Kill whatever is left of the container, remove its cgroup and its state dir."""
+    from . import cgroups
+
     pidfd = -1
     if c.init_alive():
         try:
             pidfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
             pidfd = -1
-    # A cgroup shared with another container (see cgroups.mark_shared): with a pid namespace of its
+    # A cgroup shared with another container (see state.mark_shared): with a pid namespace of its
     # own, killing the init kills exactly this container's processes; the cgroup stays if others remain.
-    shared = bool(c.cgroup_paths) and cgroups.is_shared(c.dir_fd) and _own_pid_namespace(c)
+    shared = bool(c.cgroup_paths) and state.is_shared(c.dir_fd) and _own_pid_namespace(c)
     if c.cgroup_paths and not shared:
-        cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+        cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
     if pidfd >= 0:
         try:
             if c.init_alive():
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
             # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
             # is PID 1 of its namespace stays unexited until every process of the namespace is
             # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
@@ -384,7 +388,7 @@ def _destroy(c: Container) -> None:
         try:
             cgroups.remove(c.cgroup_paths, timeout=2.0)
         except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
-            cgroups.kill_all(c.cgroup_paths, signal.SIGKILL)
+            cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
             cgroups.remove(c.cgroup_paths)
     _checkpoint("delete:cgroup-removed")
     c.remove()
@@ -397,17 +401,3 @@ def _own_pid_namespace(c: Container) -> bool:
             return not ns.get("path")
     return False
 
-
-def wait_exit(pid: int) -> int:
-    """Exit code of a child (the init, reparented to us in `run`), 128+N for a signal."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 255
-        except InterruptedError:
-            continue
-        if os.WIFEXITED(status):
-            return os.WEXITSTATUS(status)
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)

@@ -8,20 +8,19 @@ pid file and returns as soon as the process runs (conmon reaps it).
 
 from __future__ import annotations
 
-import copy
 import os
-import re
-import signal
-from typing import Any
+from _signal import SIGKILL  # the C module: signal.py imports enum (~4 ms)
 
-from . import forwarding, log, spec, state
+from . import fastjson, forwarding, log, spec, state
 from .errors import ConfigError, RuntimeFailure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from .state import Container
 
-_USER = re.compile(r"([0-9]{1,10})(?::([0-9]{1,10}))?")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
-_PROC_FD = re.compile(r"^/proc/(self|thread-self|[0-9]+)(/task/[0-9]+)?/fd(/|$)")
 
 
 @dataclass
@@ -51,17 +50,22 @@ class ExecOptions:
 def parse_user(value: str) -> tuple[int, int | None]:
     """uid[:gid], numbers only: "0x10", "1000abc", " 1", "root", "1:" are refused (crun CVE-2026-30892
     came from a lenient parse that turned garbage into uid 0)."""
-    m = _USER.fullmatch(value)  # fullmatch: "$" would let a trailing newline through
-    if not m or int(m.group(1)) > _MAX_ID or (m.group(2) is not None and int(m.group(2)) > _MAX_ID):
+    uid, colon, gid = value.partition(":")
+    if not _decimal_id(uid) or (colon and not _decimal_id(gid)):
         raise RuntimeFailure(f"--user {value!r}: expected uid[:gid] with numeric ids (0..{_MAX_ID})")
-    return int(m.group(1)), None if m.group(2) is None else int(m.group(2))
+    return int(uid), int(gid) if colon else None
+
+
+def _decimal_id(text: str) -> bool:
+    """1-10 ASCII digits, at most _MAX_ID (no sign, space, underscore or other digits int() takes)."""
+    return 0 < len(text) <= 10 and text.isascii() and text.isdigit() and int(text) <= _MAX_ID
 
 
 def _parse_gids(values: list[str]) -> list[int]:
     gids = []
     for v in values:
         for part in v.split(","):
-            if not re.fullmatch(r"[0-9]{1,10}", part) or int(part) > _MAX_ID:
+            if not _decimal_id(part):
                 raise RuntimeFailure(f"--additional-gids {v!r}: expected numeric gids (0..{_MAX_ID})")
             gids.append(int(part))
     return gids
@@ -80,12 +84,12 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
         # Unset fields take the container's values, as runc does (never fewer restrictions).
         for key in ("capabilities", "rlimits", "apparmorProfile", "selinuxLabel"):
             if process.get(key) is None and base.get(key) is not None:
-                process[key] = copy.deepcopy(base[key])
+                process[key] = fastjson.copy(base[key])
     else:
         if not opts.args:
             raise RuntimeFailure("exec: a command to run (or --process FILE) is required")
         file = "exec arguments"
-        process = copy.deepcopy(base)
+        process = fastjson.copy(base)
         process.pop("consoleSize", None)
         process["args"] = list(opts.args)
         process.pop("commandLine", None)
@@ -134,7 +138,7 @@ def _check(process: dict[str, Any], file: str) -> None:
         raise ConfigError(file, e.path.lstrip("."), e.cause) from None
     if not process.get("args"):
         raise ConfigError(file, "args", "must contain at least the program to run")
-    if _PROC_FD.match(os.path.normpath(process["cwd"])):
+    if spec.is_proc_fd_path(os.path.normpath(process["cwd"]), ("fd",)):
         raise ConfigError(file, "cwd", f"{process['cwd']!r} is a file descriptor path: refused")
 
 
@@ -221,19 +225,23 @@ def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
             fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
         if not opts.detach:
             _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)  # the process is reparented to us when the joiner exits
+        # Born in the cgroup (no RCU grace period, see cgroups.join_forked) unless the joiner must
+        # set its initial CPU affinity before joining, or the container is paused (a joiner born
+        # frozen would still hold the state lock it closes first).
+        born = status == "running" and not process.get("execCPUAffinity")
         pid = _spawn(plan, {"ociVersion": "1.3.0", "id": c.id, "status": "running", "pid": c.pid,
-                            "bundle": c.bundle, "annotations": c.annotations},
+                            "bundle": c.bundle, "annotations": c.annotations}, born,
                      {} if status == "paused" else cgroup_paths)  # --ignore-paused: wait for the thaw
         for fd in fds:
             os.close(fd)
         fds.clear()
         if opts.pid_file:
-            from .container import write_pid_file
+            from .proc import write_pid_file
 
             try:
                 write_pid_file(opts.pid_file, pid)
             except OSError as e:
-                forwarding.send(pid, signal.SIGKILL)
+                forwarding.send(pid, SIGKILL)
                 raise RuntimeFailure(f"cannot write --pid-file {opts.pid_file}: {e.strerror.lower()}") from None
         if opts.pidfd_socket:
             from . import pidfd_socket
@@ -241,7 +249,7 @@ def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
             try:
                 pidfd_socket.send(opts.pidfd_socket, pid)
             except RuntimeFailure:
-                forwarding.send(pid, signal.SIGKILL)
+                forwarding.send(pid, SIGKILL)
                 raise
     except BaseException:
         if proxy:
@@ -265,7 +273,7 @@ def _seal_if_exposed(c: Container, process: dict[str, Any]) -> None:
     sealed.ensure(sealed.exposed(sets, userns))
 
 
-def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str]) -> int:
+def _spawn(plan: Any, state_for_listener: dict[str, Any], born_in_cgroup: bool, watched: dict[str, str]) -> int:
     """Fork the joiner and wait for the process's pid; give up if the `watched` cgroups get frozen."""
     from . import cgroups
     from .process import setns_init
@@ -274,7 +282,10 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str
     setns_init.preload_for(plan)  # the children cannot import in the container
     parent, child = Channel.pair()
     log.debug(f"nsexec container setup: joining container {plan.container_id}")
-    joiner = os.fork()
+    if born_in_cgroup and plan.cgroup_paths:
+        joiner, plan.born_in = cgroups.fork_into(plan.cgroup_paths)
+    else:
+        joiner = os.fork()
     if joiner == 0:  # pragma: no cover - runs in the child
         parent.close()
         setns_init.join(plan, child)
@@ -310,7 +321,7 @@ def _spawn(plan: Any, state_for_listener: dict[str, Any], watched: dict[str, str
 
 
 def _wait(pid: int, proxy: Any) -> int:
-    from .container import wait_exit
+    from .proc import wait_exit
 
     forwarding.forward_to(pid)
     if proxy is None:

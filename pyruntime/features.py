@@ -6,13 +6,15 @@ does not accept (or miss what it does).
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import __version__
 from .rootfs.idmap import RECURSIVE_ATTRS
 from .rootfs.mounts import _FLAGS, PROPAGATION
 from .security import numa, seccomp
 from .security.caps import CAPS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def features() -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py imports enum (~4 ms)
 import os
-import signal
 
 # Not forwarded: the uncatchable ones, our own child notifications, and the terminal's size (the
 # terminal proxy handles SIGWINCH itself).
-_FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
-                                                      signal.SIGURG, signal.SIGWINCH)]
+# signal.Signals' members are the SIG* names (not SIG_*), aliases once.
+_FORWARDED = sorted({v for k, v in vars(_signal).items() if k.startswith("SIG") and not k.startswith("SIG_")
+                     and isinstance(v, int)} - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD, _signal.SIGURG,
+                                                _signal.SIGWINCH})
 
 
 def send(pid: int, signum: int) -> None:
@@ -22,6 +24,6 @@ def send(pid: int, signum: int) -> None:
 def forward_to(pid: int) -> None:
     for s in _FORWARDED:
         try:
-            signal.signal(s, lambda signum, _frame: send(pid, signum))
+            _signal.signal(s, lambda signum, _frame: send(pid, signum))
         except (OSError, ValueError):
             pass

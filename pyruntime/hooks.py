@@ -7,14 +7,18 @@ only modules every command has already imported, so it is safe to call after the
 
 from __future__ import annotations
 
-import json
+import _signal  # the C module: signal.py imports enum (~4 ms)
 import os
 import select
-import signal
 import time
-from typing import Any
+from _signal import SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM  # signal.py imports enum (~4 ms)
 
+from . import fastjson
 from .errors import RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OUTPUT_LIMIT = 64 * 1024
 
@@ -23,7 +27,7 @@ def run_all(kind: str, hooks: list[dict[str, Any]] | None, state: dict[str, Any]
     """Run hooks in order; the first failure raises RuntimeFailure naming the hook."""
     if not hooks:
         return
-    data = json.dumps(state).encode()
+    data = fastjson.dumps(state).encode()
     for i, hook in enumerate(hooks):
         run_one(kind, i, hook, data)
 
@@ -41,7 +45,7 @@ def run_one(kind: str, index: int, hook: dict[str, Any], state: bytes) -> None:
     try:
         pid = os.posix_spawn(path, args, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, out_w, 2)],
-            setsigdef=(signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+            setsigdef=(SIGPIPE, SIGTERM, SIGINT, SIGHUP))
     except OSError as e:
         raise RuntimeFailure(f"{name}: {e.strerror.lower()}") from None
     finally:
@@ -66,7 +70,7 @@ def run_one(kind: str, index: int, hook: dict[str, Any], state: bytes) -> None:
         detail = f": {tail[-1]}" if tail else ""
         # runc's wording ("error running hook", "signal: bad system call"), which callers match
         why = f"exit status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status) else \
-            f"signal: {(signal.strsignal(os.WTERMSIG(status)) or str(os.WTERMSIG(status))).lower()}"
+            f"signal: {(_signal.strsignal(os.WTERMSIG(status)) or str(os.WTERMSIG(status))).lower()}"
         raise RuntimeFailure(f"{name}: error running hook: {why}{detail}")
 
 
@@ -83,7 +87,7 @@ def _wait(pid: int, out_fd: int, timeout: int | None) -> tuple[int | None, bytes
             wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             events = poller.poll(wait_ms)
             if not events:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
                 os.waitpid(pid, 0)
                 return None, bytes(output)
             for fd, _ev in events:

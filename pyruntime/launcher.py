@@ -1,4 +1,5 @@
-"""Write a faster `pyruntime` console script: `python -m pyruntime.launcher [BIN_DIR]` (run by `make`).
+"""Write a faster `pyruntime` console script: `python -m pyruntime.launcher [BIN_DIR]` (run by `make`),
+and the command-line table of the fast path (argtable.py -> pyruntime/_argtable.py).
 
 pip's console script starts the interpreter with `site` (about 3-5 ms: site-packages scan, .pth files
 such as setuptools' distutils hack) and without -I. The runtime is started several times per
@@ -47,4 +48,7 @@ def write(bin_dir: str) -> str:
 
 
 if __name__ == "__main__":
+    from . import argtable
+
     print(write(sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(sys.executable)))
+    print(argtable.write())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
-from . import SPEC_VERSION, state
+from . import SPEC_VERSION, fastjson, state
 from .errors import NotFound, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def container_state(c: state.Container) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def rfc3339nano(stamp: str) -> str:
 
 def state_json(c: state.Container) -> str:
     """`state ID`: runc's containerState, indented as runc's json.MarshalIndent does."""
-    return json.dumps(container_state(c), indent=2)
+    return fastjson.dumps_indented(container_state(c))
 
 
 def render(root: str, fmt: str, quiet: bool) -> str:
@@ -78,7 +80,7 @@ def render(root: str, fmt: str, quiet: bool) -> str:
     if quiet:
         return "".join(f"{i['id']}\n" for i in items)
     if fmt == "json":  # Go's encoder: compact, and `null` for no containers at all
-        return json.dumps(items or None, separators=(",", ":")) + "\n"
+        return fastjson.dumps(items or None, compact=True) + "\n"
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(i["id"], str(i["pid"]), i["status"], i["bundle"], i["created"], i["owner"]) for i in items]
     return tabwriter(rows)

@@ -32,7 +32,7 @@ def _timestamp() -> str:
 
 def _format(level: str, msg: str) -> str:
     if _json:
-        from json import dumps  # already imported by every command that reaches here
+        from .fastjson import dumps
 
         return dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":")) + "\n"  # as logrus
     quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")  # logrus quotes msg

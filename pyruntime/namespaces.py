@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
 
 from .errors import RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _map_text(entries: list[dict[str, int]]) -> bytes:

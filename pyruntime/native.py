@@ -92,3 +92,9 @@ def mount_setattr(dfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: 
 
 def move_mount(from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
     _check(lib.pr_move_mount(from_dfd, from_path.encode(), to_dfd, to_path.encode(), flags), "move_mount", to_path)
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork() with the child born in that cgroup v2 directory (clone3 CLONE_INTO_CGROUP): no
+    write to cgroup.procs, so no wait for an RCU grace period. OSError if the kernel refuses."""
+    return _check(lib.pr_fork_into_cgroup(cgroup_fd), "clone3")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from pyroute2 import IPRoute
 
 from . import native
 from ._native import lib
 from .errors import ConfigError, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 IFF_UP = 0x1  # interface flag bit from <linux/if.h>; part of the rtnetlink ABI on every architecture
 

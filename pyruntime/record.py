@@ -11,8 +11,10 @@ used here): inheritance between record classes, InitVar, KW_ONLY, order=True, sl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _MISSING: Any = object()
 

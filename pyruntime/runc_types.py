@@ -7,8 +7,11 @@ read ours: compact JSON, runc's key names and order, zero values left out where 
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from . import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # (key, omitempty) per object, in runc's order; keys the driver does not report are not invented.
 _USAGE = [("total", True), ("percpu", True), ("percpu_kernel", True), ("percpu_user", True),
@@ -69,4 +72,4 @@ def event(kind: str, container_id: str, data: dict[str, Any] | None = None) -> s
     ev: dict[str, Any] = {"type": kind, "id": container_id}
     if data:
         ev["data"] = data
-    return json.dumps(ev, separators=(",", ":")) + "\n"
+    return fastjson.dumps(ev, compact=True) + "\n"

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
 from . import container, forwarding, state
 from .errors import RuntimeFailure
-
-if TYPE_CHECKING:
-    from .cli import Globals
+from .proc import wait_exit
 
 
-
-def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bool, keep: bool) -> int:
+def run(root: str, container_id: str, opts: container.CreateOptions, detach: bool, keep: bool) -> int:
     if not detach:
         # The init is reparented to us when the intermediate exits, so we can wait for it.
         _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
@@ -26,7 +22,7 @@ def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bo
         terminal_proxy = console.ForegroundTerminal()
         opts.console_socket = terminal_proxy.socket_path
     try:
-        c = container.create(g.root, container_id, opts)
+        c = container.create(root, container_id, opts)
     except BaseException:
         if terminal_proxy:
             terminal_proxy.close()  # its private socket directory goes too
@@ -47,13 +43,13 @@ def run(g: Globals, container_id: str, opts: container.CreateOptions, detach: bo
     pid = c.pid
     forwarding.forward_to(pid)
     try:
-        code = terminal_proxy.proxy_until_exit(pid) if terminal_proxy else container.wait_exit(pid)
+        code = terminal_proxy.proxy_until_exit(pid) if terminal_proxy else wait_exit(pid)
     finally:
         if terminal_proxy:
             terminal_proxy.close()
     if not keep:
         try:
-            container.delete(state.load(g.root, container_id), force=True)
+            container.delete(state.load(root, container_id), force=True)
         except RuntimeFailure:
             pass
     return code

@@ -6,9 +6,11 @@ and every integer for the range of the kernel type it ends up in, so later code 
 
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Int:

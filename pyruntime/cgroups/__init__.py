@@ -11,18 +11,31 @@ import errno
 import os
 import select
 import time
-from typing import Any
 
 from ..errors import ConfigError, RuntimeFailure
 from .base import Manager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNIFIED = "unified"
 DEFAULT_PARENT = "/pyruntime"
 
 
+_HIERARCHIES: dict[str, str] | None = None  # read once per process: create asks twice
+
+
 def hierarchies() -> dict[str, str]:
     """{controller key: mount point} of the host: 'unified' for cgroup2, else each v1 hierarchy's
     options (e.g. 'memory', 'cpu,cpuacct', 'name=systemd')."""
+    global _HIERARCHIES
+    if _HIERARCHIES is None:
+        _HIERARCHIES = _read_hierarchies()
+    return dict(_HIERARCHIES)
+
+
+def _read_hierarchies() -> dict[str, str]:
     found: dict[str, str] = {}
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
@@ -174,59 +187,6 @@ def reap_or_leave(pid: int, frozen_child: bool) -> None:
         pass
 
 
-SHARED_MARK = "cgroup-shared"  # a file in the state dir of each container known to share its cgroup
-
-
-def mark_shared(root: str, container_id: str, dir_fd: int, paths: dict[str, str]) -> None:
-    """The container joins a cgroup that already holds processes (runc 1.1 allows this with a
-    warning): mark it, and the containers of the same --root that use that cgroup, so that deleting
-    one of them kills only its own processes and leaves the cgroup to the others."""
-    import json
-
-    from .. import state
-
-    os.close(os.open(SHARED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
-    for other in state.list_ids(root):
-        if other == container_id:
-            continue
-        try:
-            with open(os.path.join(root, other, state.STATE_FILE), "rb") as f:
-                if json.loads(f.read()).get("cgroup_paths") != paths:
-                    continue
-            _mark_other(os.path.join(root, other))
-        except (OSError, ValueError, AttributeError):
-            continue  # gone meanwhile, or not a state we can read
-
-
-def _mark_other(path: str) -> None:
-    """Under a shared lock of its state dir, so a delete removing it never finds a new file there.
-    Never blocking: a create holding its lock may be waiting for our cgroup claim."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        for _attempt in range(100):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.01)  # a short command (update, pause, delete) holds it
-        else:
-            return
-        if os.fstat(fd).st_nlink:
-            os.close(os.open(SHARED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=fd))
-    finally:
-        os.close(fd)
-
-
-def is_shared(dir_fd: int) -> bool:
-    try:
-        os.stat(SHARED_MARK, dir_fd=dir_fd)
-        return True
-    except OSError:
-        return False
-
-
 def manager(paths: dict[str, str]) -> Manager:
     """The resource driver for a container's recorded cgroup paths: v2 when only cgroup2 is there."""
     if paths and all(os.path.exists(f"{m}/cgroup.controllers") for m in paths):
@@ -328,6 +288,57 @@ def join(paths: dict[str, str], pid: int = 0) -> None:
                                  f"{path}/cgroup.procs: {(e.strerror or str(e)).lower()}") from None
 
 
+def v2_path(paths: dict[str, str]) -> str | None:
+    """The container's cgroup in the cgroup2 hierarchy (the unified one of a hybrid host), if any."""
+    return next((p for m, p in paths.items() if os.path.exists(f"{m}/cgroup.controllers")), None)
+
+
+def fork_into(paths: dict[str, str]) -> tuple[int, str | None]:
+    """os.fork(), with the child born in the container's cgroup2 directory where the kernel allows
+    it (clone3 CLONE_INTO_CGROUP): (pid, that directory or None). See join_forked for why."""
+    target = v2_path(paths)
+    if target is not None:
+        from .. import native
+
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                return native.fork_into_cgroup(fd), target
+            except OSError:
+                pass  # e.g. an old kernel, or a cgroup that delegates controllers (EBUSY)
+            finally:
+                os.close(fd)  # in the parent and in the child
+    return os.fork(), None
+
+
+def join_forked(paths: dict[str, str], born_in: str | None = None) -> None:
+    """join() for a process just forked (so with one thread), skipping the cgroup it was born in.
+
+    Writing a pid to cgroup.procs takes cgroup_threadgroup_rwsem for writing, and the first writer
+    waits for an RCU grace period (5-20 ms on this kind of host, on every create). Moving only the
+    calling thread ("0" to a v1 `tasks` file) takes no such lock (Linux 6.0+; older kernels lock as
+    before), and for a single-threaded process moves the whole process. cgroup2 has no equivalent
+    (cgroup.threads cannot leave a domain): there, fork_into's clone3 places the child instead.
+    """
+    for mount_point, path in paths.items():
+        if path == born_in:
+            continue
+        if not os.path.exists(f"{mount_point}/cgroup.controllers"):
+            try:
+                fd = os.open(f"{path}/tasks", os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                    continue
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # (e.g. a delegation that left `tasks` to root): cgroup.procs says why
+        join({mount_point: path})
+
+
 def pids(paths: dict[str, str]) -> list[int]:
     """Every process in the container's cgroup and the sub-cgroups it made (read from one hierarchy
     that tracks all of them)."""
@@ -357,16 +368,16 @@ def _tracking_order(paths: dict[str, str]) -> list[str]:
 def kill_all(paths: dict[str, str], sig: int) -> None:
     """Signal every process in the cgroup; SIGKILL goes through cgroup.kill where the kernel has it.
     A frozen (paused) container is thawed after a SIGKILL: frozen tasks do not die until thawed."""
-    import signal
+    from _signal import SIGKILL  # the C module: signal.py imports enum (~4 ms)
 
     frozen = is_paused(paths)
-    if not (sig == signal.SIGKILL and _cgroup_kill(paths)):
+    if not (sig == SIGKILL and _cgroup_kill(paths)):
         for pid in pids(paths):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-    if frozen and sig == signal.SIGKILL:
+    if frozen and sig == SIGKILL:
         set_frozen(paths, False)
 
 

@@ -8,11 +8,14 @@ file, the JSON path, the cgroup file and the value.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import log
 from ..errors import ConfigError
 from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -9,10 +9,13 @@ program (csrc/ebpf.c) attached to the cgroup.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import ConfigError, RuntimeFailure
 from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ANY = -1
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import log
 from ..errors import ConfigError
 from . import devices as devices_mod
 from .base import Manager, Write, read_file, read_int, read_kv, run_writes, write_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _THROTTLES = {"throttleReadBpsDevice": "blkio.throttle.read_bps_device",
               "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",

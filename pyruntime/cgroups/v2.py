@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 from .. import log
 from ..errors import ConfigError
@@ -21,6 +20,10 @@ from .base import (
     shares_to_weight,
     swap_to_v2,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _UNIFIED_KEY = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.-]+$")
 _UNIFIED_FORBIDDEN = {"cgroup.procs", "cgroup.threads", "cgroup.kill", "cgroup.subtree_control"}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
-import array
-import json
+import _struct  # not array: importing array imports collections.abc (~2 ms)
 import os
-from typing import Any
+
+from .. import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FDS = 4
 
@@ -23,12 +27,12 @@ class Channel:
     def send(self, **msg: Any) -> None:
         # write(2), not send(2): the init's last message goes out under the container's seccomp
         # filter, and write is a syscall every program (and so every profile) allows.
-        os.write(self.sock.fileno(), json.dumps(msg).encode())
+        os.write(self.sock.fileno(), fastjson.dumps(msg).encode())
 
     def send_fds(self, fds: list[int], **msg: Any) -> None:
         """A message with fds attached (SCM_RIGHTS); the receiver finds them in msg["fds"]."""
-        self.sock.sendmsg([json.dumps(msg).encode()],
-                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        self.sock.sendmsg([fastjson.dumps(msg).encode()],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _struct.pack(f"{len(fds)}i", *fds))])
 
     def recv(self) -> dict[str, Any] | None:
         """The next message, or None at EOF (every peer closed or exec'd). Received fds are
@@ -38,14 +42,13 @@ class Channel:
         fds: list[int] = []
         for level, kind, payload in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                got = array.array("i")
-                got.frombytes(payload[: len(payload) - len(payload) % got.itemsize])
-                fds.extend(got)
+                n = len(payload) // 4
+                fds.extend(_struct.unpack(f"{n}i", payload[:n * 4]))
         if not data:
             for fd in fds:
                 os.close(fd)
             return None
-        msg = json.loads(data)
+        msg = fastjson.loads(data)
         if fds:
             msg["fds"] = fds
         return msg

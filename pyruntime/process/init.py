@@ -13,11 +13,10 @@ import fcntl
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import hooks, log, native
+from .. import hooks, log, native, trace
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..faults import checkpoint
@@ -26,7 +25,10 @@ from ..security import caps, identity
 from . import stub
 from .channel import Channel
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .spawn import InitPlan
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -95,6 +97,7 @@ def _located(plan: InitPlan, e: BaseException) -> str:
 
 
 def _setup(plan: InitPlan, chan: Channel) -> None:
+    trace.mark("init:start")
     config, linux = plan.config, plan.config.get("linux") or {}
     process = config["process"]
     hooks_cfg = config.get("hooks") or {}
@@ -215,6 +218,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         if (config.get("root") or {}).get("readonly"):
             _STEP[0] = "making root.readonly"
             pivot.remount_root_readonly()
+    trace.mark("init:pivot")
     block_imports()
     late_pid = plan.late_pid_fd >= 0
     _STEP[0] = "joining the pid namespace of linux.namespaces"
@@ -289,8 +293,12 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         chan.send(debug="init: closing the pipe to signal completion (the init waits for start)")
     if late_pid:
         hooks_fd = _fork_into_pid_namespace(plan, chan, pid_pipe, start_state)
+    trace.mark("init:ready")
     _STEP[0] = "telling the runtime the container is ready"
-    chan.send(ready=True)
+    if trace.FILE is not None:
+        chan.send(ready=True, trace=[m for m in trace.MARKS if m[0].startswith("init:")])
+    else:
+        chan.send(ready=True)
     flags = plan.seccomp.flags if seccomp_fd >= 0 else 0
     argv = ["pyruntime-init", stub.stub_fds_arg(listen_fd, hooks_fd, seccomp_fd, flags), path, *process["args"]]
     _STEP[0] = "executing the init stub (execveat)"

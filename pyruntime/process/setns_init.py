@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
 import os
-from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
@@ -38,6 +37,10 @@ from .init import (
     preload,
 )
 from .spawn import CLONE_FLAGS, JOIN_ORDER, PROC_NS_NAMES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass
@@ -63,6 +66,7 @@ class ExecPlan:
     lock_fd: int = -1  # the state dir's flock: closed first thing, so only the runtime holds it
     proc_fd: int = -1  # the host's /proc, opened by the joiner for the LSM attr files
     extra_env: dict[str, str] = field(default_factory=dict)
+    born_in: str | None = None  # the cgroup2 directory the joiner was forked into (cgroups.fork_into)
 
 
 def preload_for(plan: ExecPlan) -> None:
@@ -87,7 +91,7 @@ def join(plan: ExecPlan, chan: Channel) -> None:  # pragma: no cover - runs in t
 
             sched.apply_cpu_affinity(affinity.get("initial"))  # before the cgroup (whose cpuset may reset it)
         if plan.cgroup_paths:
-            cgroups.join(plan.cgroup_paths)
+            cgroups.join_forked(plan.cgroup_paths, plan.born_in)
         if affinity:
             sched.apply_cpu_affinity(affinity.get("final"))  # inherited by the child
         high = 4 + plan.preserve_fds

@@ -9,17 +9,20 @@ nearest subreaper (conmon, or `run` itself) or to the host's init: never left a 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import cgroups, hooks, log, native
+from .. import cgroups, hooks, log, native, trace
 from .._native import lib
 from ..errors import RuntimeFailure
 from ..faults import checkpoint
 from ..record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 from . import init as init_mod
 from .channel import Channel
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_FLAGS = {"pid": lib.CLONE_NEWPID, "network": lib.CLONE_NEWNET, "mount": lib.CLONE_NEWNS,
                "ipc": lib.CLONE_NEWIPC, "uts": lib.CLONE_NEWUTS, "user": lib.CLONE_NEWUSER,
@@ -64,10 +67,11 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
     except OSError as e:  # e.g. out of fds (RLIMIT_NOFILE)
         raise RuntimeFailure(f"cannot create the sync channel: {(e.strerror or str(e)).lower()}") from None
     log.debug(f"nsexec container setup: forking the init of {plan.container_id}")
-    pid1 = os.fork()
+    trace.mark("fork")
+    pid1, born_in = cgroups.fork_into(plan.cgroup_paths) if plan.cgroup_paths else (os.fork(), None)
     if pid1 == 0:  # pragma: no cover - runs in the child
         parent.close()
-        _intermediate(plan, child)
+        _intermediate(plan, child, born_in)
     child.close()
     checkpoint("spawn:forked")
     init_pid = 0
@@ -81,6 +85,7 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
         while True:
             msg = cgroups.recv_unless_frozen(parent, plan.cgroup_paths)
             if msg is None:
+                trace.mark("stub")  # EOF: the init has executed the stub (the channel is close-on-exec)
                 break
             if "error" in msg:
                 raise RuntimeFailure(msg["error"])
@@ -89,6 +94,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
                     raise RuntimeFailure("container init sent an unexpected message")
                 trusted_pids -= 1
                 init_pid = msg["pid"]
+                for phase, at in msg.get("trace") or []:
+                    trace.mark(phase, at)
                 checkpoint("spawn:init-pid")
             elif trusted_pids == 0 and late and ("hooks" in msg or "userns" in msg):
                 raise RuntimeFailure("container init sent an unexpected message")
@@ -110,6 +117,8 @@ def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:
 
                 seccomp.forward(plan.seccomp, msg, init_pid, dict(state_for_hooks, pid=init_pid, status="creating"))
             elif "ready" in msg:
+                for phase, at in msg.get("trace") or []:  # the init's own marks (PYRUNTIME_TRACE)
+                    trace.mark(phase, at)
                 ready = True
                 checkpoint("spawn:ready")
             elif "debug" in msg:
@@ -142,7 +151,7 @@ def late_pid_join(plan: InitPlan) -> bool:
     return bool(ns.get("pid")) and ("user" not in ns or bool(ns["user"])) and "mount" in ns and not ns["mount"]
 
 
-def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - runs in the child
+def _intermediate(plan: InitPlan, chan: Channel, born_in: str | None) -> None:  # pragma: no cover - runs in the child
     step = "joining the container's cgroup (linux.cgroupsPath)"  # named in a bare syscall failure
     try:
         # Not dumpable from here on (inherited by the init across fork): a process of the container
@@ -152,9 +161,11 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
             os.close(plan.lock_fd)
         if plan.cgroup_lock_fd >= 0:
             os.close(plan.cgroup_lock_fd)
+        trace.mark("init:forked")
         if plan.cgroup_paths:
-            cgroups.join(plan.cgroup_paths)
+            cgroups.join_forked(plan.cgroup_paths, born_in)
         checkpoint("intermediate:joined")
+        trace.mark("init:joined")
         step = "joining linux.namespaces given by path"
         joined = {t: p for t, p in plan.namespaces.items() if p}
         new = [t for t, p in plan.namespaces.items() if not p]
@@ -197,11 +208,15 @@ def _intermediate(plan: InitPlan, chan: Channel) -> None:  # pragma: no cover - 
         if "network" in new:
             step = "bringing up lo in the new network namespace"
             native.loopback_up()
+        trace.mark("init:unshared")
         step = "forking the container's init"
         pid = os.fork()
         if pid == 0:
             init_mod.run(plan, chan)  # never returns
-        chan.send(pid=pid)
+        if trace.FILE is not None:  # the intermediate's marks (PYRUNTIME_TRACE)
+            chan.send(pid=pid, trace=[m for m in trace.MARKS if m[0].startswith("init:")])
+        else:
+            chan.send(pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything becomes one message to the runtime
         try:

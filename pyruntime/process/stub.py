@@ -8,9 +8,13 @@ writing; the seals make the memfd itself immutable.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-from typing import Any
+
+from .. import fastjson
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STUB_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "_initstub")
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -27,13 +31,30 @@ def _sealed(name: str, data: bytes) -> int:
 
 
 def sealed_memfd() -> int:
-    with open(STUB_PATH, "rb") as f:
-        return _sealed("pyruntime-init", f.read())
+    """The stub in a sealed memfd, copied by the kernel (sendfile: no pass through Python's memory)."""
+    src = os.open(STUB_PATH, os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
+    try:
+        fd = os.memfd_create("pyruntime-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size, done = os.fstat(src).st_size, 0
+        while done < size:
+            sent = os.sendfile(fd, src, done, size - done)
+            if sent == 0:
+                raise OSError(f"{STUB_PATH}: short read")
+            done += sent
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    finally:
+        os.close(src)
+    return fd
 
 
 def hooks_memfd(state: dict[str, Any], hooks: list[dict[str, Any]]) -> int:
     """The startContainer hooks for the stub to run after `start` (format: csrc/initstub.c)."""
-    parts = [json.dumps(state), str(len(hooks))]
+    parts = [fastjson.dumps(state), str(len(hooks))]
     for hook in hooks:
         args, env = hook.get("args") or [hook["path"]], hook.get("env")
         envc = "-1" if env is None else str(len(env))  # -1: the stub's own environment (runc's too)

@@ -9,11 +9,14 @@ idmapped with mount_setattr; the init then moves the detached tree onto its targ
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import native
 from .._native import lib
 from ..errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # option -> (clear?, attribute); atime attributes also clear the whole atime field (kernel rule).
 RECURSIVE_ATTRS: dict[str, tuple[bool, int]] = {

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from .. import native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
 from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 from . import idmap, resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # option -> (clear these flags, set these flags)
 _FLAGS: dict[str, tuple[int, int]] = {

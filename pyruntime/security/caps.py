@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
 from .. import native
 from ..errors import ConfigError, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Capability numbers are part of the kernel ABI and the same on every architecture.
 CAPS = {name: i for i, name in enumerate((

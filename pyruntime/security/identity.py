@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
 from ..errors import RuntimeFailure
 from . import caps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def switch_user(user: dict[str, Any], cap_sets: dict[str, set[int]] | None, setgroups_allowed: bool) -> None:

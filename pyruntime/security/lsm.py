@@ -7,9 +7,12 @@ or linux.mountLabel is refused with a clear error (runc fails writing /proc/self
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import ConfigError, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _apparmor: bool | None = None  # decided in the runtime (host /sys), inherited by the init across fork
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .._native import ffi, lib
 from ..errors import ConfigError, RuntimeFailure
 from .sched import check_flags, parse_cpu_list
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # -1: not known to the kernel headers this was built against (refused as unsupported).
 MODES = {"MPOL_DEFAULT": lib.PR_MPOL_DEFAULT, "MPOL_PREFERRED": lib.PR_MPOL_PREFERRED,

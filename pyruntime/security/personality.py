@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from .. import native
 from .._native import lib
 from ..errors import ConfigError, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DOMAINS = {"LINUX": lib.PER_LINUX, "LINUX32": lib.PER_LINUX32}
 

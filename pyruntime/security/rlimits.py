@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import resource
-from typing import Any
 
 from ..errors import RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _value(v: int) -> int:

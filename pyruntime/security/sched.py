@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from .._native import ffi, lib
 from ..errors import ConfigError, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # -1: not defined by the kernel headers this was built against (refused as unsupported).
 POLICIES = {"SCHED_OTHER": lib.SCHED_OTHER, "SCHED_FIFO": lib.SCHED_FIFO, "SCHED_RR": lib.SCHED_RR,

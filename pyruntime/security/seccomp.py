@@ -10,17 +10,17 @@ on to listenerPath with the container process state, as runc does.
 
 from __future__ import annotations
 
-import array
 import errno
-import json
 import os
-import socket
-from typing import Any
 
 from .._native import ffi, lib
 from ..errors import ConfigError, RuntimeFailure
 from ..record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .caps import CAPS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ACTIONS = {
     "SCMP_ACT_KILL": lib.SCMP_ACT_KILL_THREAD,
@@ -259,6 +259,11 @@ def send_to_listener(prog: Program, notify_fd: int, pid: int, state: dict[str, A
     payload: dict[str, Any] = {"ociVersion": "1.3.0", "fds": ["seccompFd"], "pid": pid, "state": state}
     if prog.listener_metadata:
         payload["metadata"] = prog.listener_metadata
+    import _socket as socket  # the C module, imported here: most profiles have no listener
+    import _struct
+
+    from .. import fastjson
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(10)
@@ -268,8 +273,8 @@ def send_to_listener(prog: Program, notify_fd: int, pid: int, state: dict[str, A
             raise RuntimeFailure(f"linux.seccomp.listenerPath: failed to connect with seccomp agent "
                                  f"{prog.listener_path}: {(e.strerror or str(e)).lower()}") from None
         try:
-            sock.sendmsg([json.dumps(payload).encode()],
-                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [notify_fd]))])
+            sock.sendmsg([fastjson.dumps(payload).encode()],
+                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _struct.pack("i", notify_fd))])
         except OSError as e:
             raise RuntimeFailure(f"linux.seccomp.listenerPath: cannot send the seccomp fd to the agent "
                                  f"{prog.listener_path}: {(e.strerror or str(e)).lower()}") from None

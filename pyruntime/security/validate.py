@@ -7,7 +7,10 @@ one clear line (file, JSON path, cause) and leaves nothing behind. exec calls ch
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 # Each module is imported only when the config uses its feature: the runtime imports nothing the
 # init will not need (process/init.py: preload).
