@@ -34,7 +34,7 @@ def _format(level: str, msg: str) -> str:
     if _json:
         from .fastjson import dumps
 
-        return dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":")) + "\n"  # as logrus
+        return dumps({"level": level, "msg": msg, "time": _timestamp()}, compact=True) + "\n"  # as logrus
     quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")  # logrus quotes msg
     return f'time="{_timestamp()}" level={level} msg="{quoted}"\n'
 
