@@ -6,11 +6,15 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /root/.pyenv/versions/3.11*
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-venv python3.11-dev busybox-static runc crun podman conmon \
-	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu time
+	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu time \
+	docker.io tini buildah
+# (docker.io's postinst starts no daemon where policy-rc.d forbids it, as in containers and CI images;
+# the docker tier starts its own dockerd and never uses /var/lib/docker or /run/docker.sock)
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps demo test test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev
+.PHONY: all setup deps demo test test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev \
+	test-docker test-buildah test-kubernetes test-engines
 
 all: setup bundles
 
@@ -36,6 +40,19 @@ test-security: setup bundles
 test-podman: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman
 
+## dockerd (private: own data root, exec root, socket, containerd) with `--runtime pyrt` and runc as the control
+test-docker: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/docker
+## buildah bud/run/from scratch and podman build with RUN steps, pyruntime and runc
+test-buildah: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/buildah
+## a private containerd's CRI plugin driven over gRPC as kubelet does (handlers pyrt and runc)
+test-kubernetes: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/kubernetes
+## every engine tier
+test-engines: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman tests/containerd tests/docker tests/buildah tests/kubernetes
+
 ## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
 ##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi
 PODMAN_DIR ?= $(CURDIR)/.podman
@@ -46,7 +63,7 @@ podman-teardown:
 	sh tests/podman/teardown.sh $(PODMAN_DIR)
 
 deps: .stamp-apt
-.stamp-apt:
+.stamp-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
