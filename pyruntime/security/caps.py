@@ -6,7 +6,7 @@ from typing import Any
 
 import _prctl  # the C module: prctl.py costs ~0.7 ms to import (it generates its wrappers)
 
-from .. import native
+from .. import log, native
 from ..errors import ConfigError, RuntimeFailure
 
 # Capability numbers are part of the kernel ABI and the same on every architecture.
@@ -60,15 +60,26 @@ def resolve_sets(caps: dict[str, Any] | None, file: str, path: str) -> dict[str,
 
 
 def _check_subsets(caps: dict[str, Any], sets: dict[str, set[int]], file: str, path: str) -> None:
-    """What capset(2) and PR_CAP_AMBIENT would refuse with a bare EPERM, named here instead."""
+    """What capset(2) would refuse with a bare EPERM, named here instead. An ambient capability the
+    kernel cannot raise (not in both permitted and inheritable) is skipped with a warning, as runc
+    skips it silently: Buildah, for one, lists its default capabilities as ambient with an empty
+    inheritable set."""
     rules = (("effective", sets["permitted"], "permitted"),
-             ("inheritable", sets["bounding"], "bounding"),
-             ("ambient", sets["permitted"] & sets["inheritable"], "both permitted and inheritable"))
+             ("inheritable", sets["bounding"], "bounding"))
     for kind, allowed, where in rules:
         for i, name in enumerate(caps.get(kind) or []):
-            num = CAPS[name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()]
-            if num not in allowed:
+            if _number(name) not in allowed:
                 raise ConfigError(file, f"{path}.{kind}[{i}]", f"{name} must also be in {where}")
+    raisable = sets["permitted"] & sets["inheritable"]
+    skipped = [name for name in caps.get("ambient") or [] if _number(name) not in raisable]
+    if skipped:
+        sets["ambient"] &= raisable
+        log.warning(f"{file}: {path}.ambient: {', '.join(skipped)} skipped: not in both permitted and "
+                    "inheritable, the kernel cannot raise them (as runc)")
+
+
+def _number(name: str) -> int:
+    return CAPS[name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()]
 
 
 def _current_bounding(top: int) -> set[int]:
