@@ -44,6 +44,31 @@ def test_pod_and_container_lifecycle(kube):
     assert not kube.rt.ListPodSandbox(cri.ListPodSandboxRequest()).items
 
 
+def test_hostname_of_a_host_network_pod(kube):
+    """A host-network pod has no UTS namespace of its own (kubelet leaves its hostname empty). Given
+    one anyway, runc refuses the sandbox; pyruntime ignores the name (tests/integration/
+    test_namespaces.py: either is accepted, the host's name must not change). A known difference."""
+    import socket
+
+    import grpc
+
+    config = kube.pod_config("named")
+    config.hostname = "named-pod"
+    before = socket.gethostname()
+    if kube.runtime == "runc":
+        with pytest.raises(grpc.RpcError) as e:
+            kube.rt.RunPodSandbox(cri.RunPodSandboxRequest(config=config, runtime_handler=kube.handler))
+        assert "UTS namespace" in e.value.details(), e.value.details()
+    else:
+        pod = kube.rt.RunPodSandbox(cri.RunPodSandboxRequest(config=config, runtime_handler=kube.handler)
+                                    ).pod_sandbox_id
+        cid = kube.run(pod, config, "name", ["hostname"])
+        kube.wait_exited(cid)
+        assert kube.logs(config, "name") == [f"stdout {before}"]
+        kube.remove_pod(pod)
+    assert socket.gethostname() == before
+
+
 def test_exec_sync(kube):
     pod, pod_config = kube.run_pod("exec")
     cid = kube.run(pod, pod_config, "sleeper", ["sleep", "600"])
