@@ -14,7 +14,7 @@ ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
 .PHONY: all setup deps demo test test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev \
-	test-docker test-buildah test-kubernetes test-engines
+	test-docker test-buildah test-kubernetes test-engines soak
 
 all: setup bundles
 
@@ -52,6 +52,19 @@ test-kubernetes: setup bundles
 ## every engine tier
 test-engines: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman tests/containerd tests/docker tests/buildah tests/kubernetes
+
+## soak (not in `make test`): podman, docker and CRI clients in parallel, hundreds of containers each,
+## CPU load beside; pyruntime runs through tests/soak/runtime-wrapper.sh.in, which keeps every failed
+## runtime call with its --log in $(SOAK_DIR)/runtime-failures.log; summary in $(SOAK_DIR)/report.txt.
+## Knobs: SOAK_CLIENTS=4 SOAK_CONTAINERS=75 SOAK_LOAD=1 SOAK_RUNTIMES=pyruntime[,runc]
+SOAK_DIR ?= $(CURDIR)/.soak
+soak: setup bundles
+	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
+	sed -e 's|@PYRT@|$(CURDIR)/$(VENV)/bin/pyruntime|; s|@OUT@|$(SOAK_DIR)|' tests/soak/runtime-wrapper.sh.in \
+	  > $(SOAK_DIR)/pyruntime && chmod +x $(SOAK_DIR)/pyruntime
+	SOAK_DIR=$(SOAK_DIR) PYRUNTIME_BIN=$(SOAK_DIR)/pyruntime $(PY) -P -m pytest -q -s -p no:cacheprovider \
+	  tests/soak/soak_engines.py; rc=$$?; cat $(SOAK_DIR)/report.txt; \
+	  echo "runtime calls that failed: $$(grep -c '^===' $(SOAK_DIR)/runtime-failures.log 2>/dev/null || echo 0)"; exit $$rc
 
 ## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
 ##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi
