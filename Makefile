@@ -6,11 +6,15 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11 /root/.pyenv/versions/3.11*
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-venv python3.11-dev busybox-static runc crun podman conmon \
-	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu time
+	containernetworking-plugins uidmap tmux iproute2 qemu-system-x86 containerd criu time \
+	docker.io tini buildah
+# (docker.io's postinst starts no daemon where policy-rc.d forbids it, as in containers and CI images;
+# the docker tier starts its own dockerd and never uses /var/lib/docker or /run/docker.sock)
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev
+.PHONY: all setup deps demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev \
+	test-docker test-buildah test-kubernetes test-engines soak
 
 all: setup bundles
 
@@ -36,6 +40,32 @@ test-security: setup bundles
 test-podman: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman
 
+## dockerd (private: own data root, exec root, socket, containerd) with `--runtime pyrt` and runc as the control
+test-docker: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/docker
+## buildah bud/run/from scratch and podman build with RUN steps, pyruntime and runc
+test-buildah: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/buildah
+## a private containerd's CRI plugin driven over gRPC as kubelet does (handlers pyrt and runc)
+test-kubernetes: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/kubernetes
+## every engine tier
+test-engines: setup bundles
+	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman tests/containerd tests/docker tests/buildah tests/kubernetes
+
+## soak (not in `make test`): podman, docker and CRI clients in parallel, hundreds of containers each,
+## CPU load beside; pyruntime runs through tests/soak/runtime-wrapper.sh.in, which keeps every failed
+## runtime call with its --log in $(SOAK_DIR)/runtime-failures.log; summary in $(SOAK_DIR)/report.txt.
+## Knobs: SOAK_CLIENTS=4 SOAK_CONTAINERS=75 SOAK_LOAD=1 SOAK_RUNTIMES=pyruntime[,runc]
+SOAK_DIR ?= $(CURDIR)/.soak
+soak: setup bundles
+	rm -rf $(SOAK_DIR) && mkdir -p $(SOAK_DIR)
+	sed -e 's|@PYRT@|$(CURDIR)/$(VENV)/bin/pyruntime|; s|@OUT@|$(SOAK_DIR)|' tests/soak/runtime-wrapper.sh.in \
+	  > $(SOAK_DIR)/pyruntime && chmod +x $(SOAK_DIR)/pyruntime
+	SOAK_DIR=$(SOAK_DIR) PYRUNTIME_BIN=$(SOAK_DIR)/pyruntime $(PY) -P -m pytest -q -s -p no:cacheprovider \
+	  tests/soak/soak_engines.py; rc=$$?; cat $(SOAK_DIR)/report.txt; \
+	  echo "runtime calls that failed: $$(grep -c '^===' $(SOAK_DIR)/runtime-failures.log 2>/dev/null || echo 0)"; exit $$rc
+
 ## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
 ##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi
 PODMAN_DIR ?= $(CURDIR)/.podman
@@ -46,7 +76,7 @@ podman-teardown:
 	sh tests/podman/teardown.sh $(PODMAN_DIR)
 
 deps: .stamp-apt
-.stamp-apt:
+.stamp-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \

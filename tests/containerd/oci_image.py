@@ -18,7 +18,7 @@ def _blob(tar: tarfile.TarFile, data: bytes) -> dict:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def build(rootfs: Path, out: Path, ref: str) -> None:
+def build(rootfs: Path, out: Path, ref: str, cmd: list[str] | None = None) -> None:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as layer:
         layer.add(str(rootfs), arcname=".")
@@ -26,7 +26,7 @@ def build(rootfs: Path, out: Path, ref: str) -> None:
     gz = gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
     config = {"architecture": "amd64" if __import__("platform").machine() == "x86_64" else "arm64", "os": "linux",
               "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                         "Cmd": ["sh"]},
+                         "Cmd": cmd or ["sh"]},
               "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
     with tarfile.open(out, "w") as tar:
         layer_desc = _blob(tar, gz) | {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"}

@@ -186,6 +186,16 @@ def test_capability_subsets():
               {"bounding": [], "inheritable": ["CAP_KILL"]}, "f", "process.capabilities")
 
 
+def test_ambient_capabilities_the_kernel_cannot_raise_are_skipped_with_a_warning(capfd):
+    """Buildah's configs list ambient capabilities with an empty inheritable set: runc skips them."""
+    got = caps.resolve_sets({"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"],
+                             "effective": ["CAP_KILL"], "inheritable": ["CAP_KILL"],
+                             "ambient": ["CAP_CHOWN", "CAP_KILL"]}, "f", "process.capabilities")
+    assert got["ambient"] == {caps.CAPS["CAP_KILL"]}
+    err = capfd.readouterr().err
+    assert "process.capabilities.ambient: CAP_CHOWN skipped" in err and "CAP_KILL" not in err
+
+
 def test_scheduler_checks():
     sched.check_scheduler({"policy": "SCHED_RR", "priority": 1}, "f", "p")
     sched.check_scheduler({"policy": "SCHED_DEADLINE", "runtime": 1, "deadline": 2}, "f", "p")
