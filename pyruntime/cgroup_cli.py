@@ -84,10 +84,9 @@ def _update_options(f):  # noqa: ANN001, ANN202
 def update(g: Globals, container_id: str, resources_file: str | None, l3_cache_schema: str | None,
            mem_bw_schema: str | None, **flags: str | None) -> None:
     """Change the resource limits of a running container."""
-    from . import cgroup_commands, log
+    from . import cgroup_commands
 
-    if l3_cache_schema or mem_bw_schema:
-        log.warning("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported; ignored")
+    cgroup_commands.refuse_rdt(l3_cache_schema, mem_bw_schema)
     resources, source = cgroup_commands.build_update(resources_file, flags)
     with _loaded(g, container_id) as c:
         cgroup_commands.update(c, resources, source)

@@ -197,7 +197,7 @@ def test_exec_tty_detached_without_console_socket_is_refused(rt, make_bundle, ci
     try:
         rt("start", cid)
         proc = rt("exec", "-d", "-t", cid, "true", check=False)
-        assert proc.returncode == 1 and "console-socket" in proc.stderr
+        assert proc.returncode == 255 and "console-socket" in proc.stderr
     finally:
         rt("delete", "--force", cid)
 
