@@ -54,6 +54,14 @@ FLAGS: list[tuple[str, tuple[str, str], str]] = [
 ]
 
 
+def refuse_rdt(l3_cache_schema: str | None, mem_bw_schema: str | None) -> None:
+    """Intel RDT is not supported: refused with runc's words for a host without it (not ignored)."""
+    if l3_cache_schema:
+        raise RuntimeFailure("Intel RDT/CAT: l3 cache schema is not enabled")
+    if mem_bw_schema:
+        raise RuntimeFailure("Intel RDT/MBA: memory bandwidth schema is not enabled")
+
+
 def parse_size(text: str, flag: str) -> int:
     """docker/runc memory sizes: bytes or k/m/g/t/p suffixes (binary), -1 = unlimited."""
     import re

@@ -230,8 +230,7 @@ def update(g: Globals, container_id: str, resources_file: str | None, l3_cache_s
            mem_bw_schema: str | None, **flags: str | None) -> None:
     from . import cgroup_commands
 
-    if l3_cache_schema or mem_bw_schema:
-        log.warning("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported; ignored")
+    cgroup_commands.refuse_rdt(l3_cache_schema, mem_bw_schema)
     resources, source = cgroup_commands.build_update(resources_file, flags)
     c = _loaded(g, container_id)
     try:

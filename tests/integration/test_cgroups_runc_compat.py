@@ -299,5 +299,7 @@ def test_update_takes_runc_spellings_and_formats(rt, make_bundle, cid, cgroup_pa
         assert f.read_text().strip() == shares(400) and pids.read_text().strip() == "20"
         rt("update", "--pids-limit", "-1", cid)
         assert pids.read_text().strip() == "max"
+        rdt = rt("update", "--l3-cache-schema", "L3:0=f", cid, check=False)  # no RDT here: refused as runc
+        assert rdt.returncode == 1 and "Intel RDT/CAT: l3 cache schema is not enabled" in rdt.stderr
     finally:
         rt("delete", "--force", cid)
