@@ -73,13 +73,27 @@ def _common(opts: CriuOptions) -> list[str]:
 def checkpoint(c: Container, opts: CriuOptions, criu: str = "criu") -> None:
     if c.status() not in ("running", "paused"):
         raise RuntimeFailure(f"container {c.id} is not running")
-    criu_usable(criu)
     os.makedirs(opts.image_path, exist_ok=True)
+    _check_parent_path(opts)
+    criu_usable(criu)
     root = os.path.join(c.bundle, (c.config.get("root") or {}).get("path", "rootfs"))
     args = [criu, "pre-dump" if opts.pre_dump else "dump", "--tree", str(c.pid), "--root", root, *_common(opts)]
     if opts.leave_running and not opts.pre_dump:  # a pre-dump always leaves it running
         args.append("--leave-running")
     _run(args, "checkpoint")
+
+
+def _check_parent_path(opts: CriuOptions) -> None:
+    """runc's rule: --parent-path is relative to --image-path (CRIU's --prev-images-dir) and names an
+    existing directory (the images of an earlier pre-dump)."""
+    if not opts.parent_path:
+        return
+    if os.path.isabs(opts.parent_path):
+        raise RuntimeFailure("--parent-path must be relative (to --image-path)")
+    parent = os.path.join(opts.image_path, opts.parent_path)
+    if not os.path.isdir(parent):
+        why = "not a directory" if os.path.exists(parent) else "no such file or directory"
+        raise RuntimeFailure(f"invalid --parent-path: {parent}: {why}")
 
 
 def _run(args: list[str], what: str) -> None:

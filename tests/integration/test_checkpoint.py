@@ -39,3 +39,14 @@ def test_criu_binary_from_the_global_flag(rt, make_bundle, cid, tmp_path):
     assert proc.returncode == 1 and f"{missing} not found" in proc.stderr
     assert rt.state(cid)["status"] == "running"
     rt("delete", "--force", cid)
+
+
+def test_parent_path_must_be_relative_and_exist(rt, make_bundle, cid, tmp_path):
+    """runc's checkpoint.bats 'bad --parent-path': refused before CRIU runs, naming the flag."""
+    rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid)
+    image = tmp_path / "img"
+    for parent in (str(tmp_path / "parent"), "parent"):  # absolute; relative but missing
+        proc = rt("checkpoint", "--image-path", str(image), "--parent-path", parent, cid, check=False)
+        assert proc.returncode == 1 and "--parent-path" in proc.stderr, proc.stderr
+        assert rt.state(cid)["status"] == "running"
+    rt("delete", "--force", cid)
