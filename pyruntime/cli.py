@@ -16,8 +16,24 @@ from . import __version__, cgroup_cli, commands, log
 from .commands import CONTEXT, Globals
 
 
+class _Context(click.Context):
+    """Help opens with a NAME section in runc's (urfave/cli's) layout, naming the runc command each
+    one stands for, so that readers (and runc's help.bats) find "NAME:" and "runc <command>"."""
+
+    def get_help(self) -> str:
+        root = self.find_root().info_name or "pyruntime"
+        sub = self.command_path[len(root):]
+        if sub:
+            what = f"{self.command.get_short_help_str(limit=120)} (runc{sub})"
+        else:
+            what = "an OCI runtime in Python, a drop-in for: runc - Open Container Initiative runtime"
+        return f"NAME:\n   {self.command_path} - {what}\n\n" + super().get_help()
+
+
 class _Group(click.Group):
     """runc's words for an unknown command (`runc foo`, `runc foo -h`): "No help topic for 'foo'"."""
+
+    context_class = _Context
 
     def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: ANN201
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -26,7 +42,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
-@click.version_option(__version__, "-v", "--version", message="pyruntime version %(version)s\nspec: 1.3.0")
+@click.version_option(__version__, "-v", "--version", message="pyruntime version %(version)s (runc version 1.1.5 compatible)\n"
+                      "commit: pyruntime-%(version)s\nspec: 1.3.0")
 @click.option("--root", default=None, help="State directory (default /run/pyruntime; "
               "$XDG_RUNTIME_DIR/pyruntime for non-root).")
 @click.option("--log", "log_path", default=None, help="Log file (conmon passes one).")
@@ -233,3 +250,5 @@ def _click_main() -> int | None:
 
 for _command in cgroup_cli.COMMANDS:  # pause, resume, update, events, ps
     main.add_command(_command)
+for _command in main.commands.values():  # every command's help opens with runc's NAME section
+    _command.context_class = _Context

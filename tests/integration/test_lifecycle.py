@@ -288,12 +288,17 @@ def test_features_document(rt):
 def test_version(rt):
     out = rt("--version").stdout
     assert out.startswith("pyruntime version ") and "spec: 1.3" in out
+    # what runc's version.bats reads, without claiming to be a runc release (go-runc reads the prefix)
+    assert "(runc version 1.1.5 compatible)" in out.splitlines()[0] and out.splitlines()[1].startswith("commit:")
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help(rt, command):
     proc = rt(*([command] if command else []), "--help")
-    assert proc.returncode == 0 and proc.stdout.startswith("Usage:")
+    # runc's layout first (NAME: and the runc command it stands for), then click's usage and options
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert proc.returncode == 0 and lines[0] == "NAME:" and lines[2].startswith("Usage: pyruntime")
+    assert f"runc {command}" in lines[1] if command else "runc - Open Container Initiative runtime" in lines[1]
     if command is None:
         for c in COMMANDS:
             assert c in proc.stdout
