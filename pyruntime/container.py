@@ -323,6 +323,14 @@ def kill(c: Container, sig: int, all_processes: bool = False) -> None:
     send_signal(c, sig)
 
 
+def kill_by_id(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
+    c = state.load(root, container_id, shared=True)
+    try:
+        kill(c, sig, all_processes)
+    finally:
+        c.close()
+
+
 def send_signal(c: Container, sig: int) -> None:
     """Signal the init through a pidfd checked against the recorded start time (no pid-reuse race)."""
     try:
@@ -348,6 +356,22 @@ def delete(c: Container, force: bool = False) -> None:
         network.move_out(c.config, c.pid)
     _destroy(c)
     _run_hooks("poststop", c, dict(_hook_base_state(c), pid=0, status="stopped"))
+
+
+def delete_by_id(root: str, container_id: str, force: bool = False) -> None:
+    """`delete [--force] ID`; with force, a container that is already gone is not an error (runc)."""
+    from .errors import NotFound
+
+    try:
+        c = state.load(root, container_id)
+    except NotFound:
+        if force:
+            return
+        raise
+    try:
+        delete(c, force)
+    finally:
+        c.close()  # a refused delete leaves it locked no longer
 
 
 def _destroy(c: Container) -> None:
