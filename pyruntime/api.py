@@ -456,8 +456,8 @@ class Runtime:
         if input is not None:
             options.setdefault("stdin", PIPE)
         c = Container(container_id, config, runtime=self, **options)
+        c.create()  # a failed create leaves nothing (and a taken ID is someone else's)
         try:
-            c.create()
             c.start()
             out, err = c.init.communicate(input, timeout)
             return Result(c.init.returncode, out, err)
@@ -521,13 +521,8 @@ class Container:
 
     # -- context manager: nothing leaks ------------------------------------------------------------
     def __enter__(self) -> Container:
-        try:
-            if not self._created:
-                self.create()
-        except BaseException:
-            with _signals_blocked():
-                self._forget()
-            raise
+        if not self._created:
+            self.create()  # a failed create leaves nothing (and a taken ID is someone else's)
         return self
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
@@ -585,11 +580,7 @@ class Container:
 
     def start(self) -> None:
         """Run the user's process of a created container (poststart hooks run before this returns)."""
-        c = _state.load(self.root, self.id)
-        try:
-            _container.start(c)
-        finally:
-            c.close()
+        _container.start_by_id(self.root, self.id)
 
     def run(self, timeout: float | None = None) -> int | None:
         """create (if needed) + start + wait: the init's exit status. The container stays (stopped)."""
@@ -676,13 +667,10 @@ class Container:
     def events(self, interval: float = 5.0) -> Iterator[dict[str, Any]]:
         """runc's events as dicts ({"type": "stats"|"oom", "id", "data"}): stats every interval, OOMs
         as they happen; ends when the container does (close the iterator to stop earlier)."""
-        import fcntl
-
         from . import cgroup_commands, fastjson
 
         c = _state.load(self.root, self.id, shared=True)
         try:
-            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)  # a stream must not hold the state lock
             for line in cgroup_commands.event_stream(c, interval):
                 yield fastjson.loads(line)
         finally:
@@ -714,14 +702,15 @@ class Container:
         def work() -> int:
             return exec_mod.start_process(root, cid, opts)[0]
 
-        try:
-            pid, pipes = _in_helper(work, (stdin, stdout, stderr), list(preserve_fds))
-        except BaseException:
-            if console:
-                console.close()
-            raise
-        proc = Process(pid, pipes, console)
-        self._processes.append(proc)
+        with _signals_blocked():  # the process is tracked (and collected by delete) before a Ctrl-C lands
+            try:
+                pid, pipes = _in_helper(work, (stdin, stdout, stderr), list(preserve_fds))
+            except BaseException:
+                if console:
+                    console.close()
+                raise
+            proc = Process(pid, pipes, console)
+            self._processes.append(proc)
         if console:
             console._receive()
         return proc

@@ -197,6 +197,11 @@ def event_stream(c: Container, interval: float) -> Iterator[str]:
     as soon as the kernel reports one; ends when the container does (or when the caller stops)."""
     if c.status() == "stopped":
         raise RuntimeFailure(f"container {c.id} is not running")
+    if c.locked:  # a stream may last the container's lifetime: do not hold the state lock meanwhile
+        import fcntl
+
+        fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
+        c.locked = False
     manager = cgroups.manager(c.cgroup_paths)
     fd, how = manager.oom_watch_fd()
     poller = select.poll()

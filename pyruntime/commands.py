@@ -90,13 +90,9 @@ def create(g: Globals, container_id: str, **kw: object) -> None:
 
 
 def start(g: Globals, container_id: str) -> None:
-    from . import container, state
+    from . import container
 
-    c = state.load(g.root, container_id)
-    try:
-        container.start(c)
-    finally:
-        c.close()
+    container.start_by_id(g.root, container_id)
 
 
 def run(g: Globals, container_id: str, detach: bool, keep: bool, no_subreaper: bool = False, **kw: object) -> int:
@@ -222,11 +218,6 @@ def events(g: Globals, container_id: str, interval: str, stats: bool) -> None:
     every = cgroup_commands.parse_interval(interval)
     c = _loaded(g, container_id, shared=True)
     try:
-        # a stream may last the container's lifetime: do not hold the state lock meanwhile
-        if not stats:
-            import fcntl
-
-            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
         cgroup_commands.events(c, every, stats)
     finally:
         c.close()

@@ -242,6 +242,14 @@ def start(c: Container) -> None:
     _run_hooks("poststart", c, dict(_hook_base_state(c), pid=c.pid, status="running"))
 
 
+def start_by_id(root: str, container_id: str) -> None:
+    c = state.load(root, container_id)
+    try:
+        start(c)
+    finally:
+        c.close()
+
+
 def _run_hooks(kind: str, c: Container, st: dict[str, Any]) -> None:
     """poststart/poststop hooks: a failure is a warning (the container already started/is gone)."""
     configured = (c.config.get("hooks") or {}).get(kind)

@@ -219,7 +219,12 @@ def test_already_exists(container, oci_runtime, bundle):
     c = container(["sleep", "100"])
     with pytest.raises(api.AlreadyExists):
         oci_runtime.create(c.id, bundle(["true"]))
-    assert c.status == "running"  # untouched
+    with pytest.raises(api.AlreadyExists):
+        with oci_runtime.container(c.id, bundle(["true"])):
+            pass
+    with pytest.raises(api.AlreadyExists):
+        oci_runtime.run(c.id, bundle(["true"]))
+    assert c.status == "running"  # untouched: the other's ID is not ours to delete
 
 
 def test_start_twice_fails(container):
