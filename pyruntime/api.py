@@ -456,8 +456,8 @@ class Runtime:
         if input is not None:
             options.setdefault("stdin", PIPE)
         c = Container(container_id, config, runtime=self, **options)
-        c.create()  # a failed create leaves nothing (and a taken ID is someone else's)
         try:
+            c.create()  # a failed create leaves nothing (and a taken ID is someone else's)
             c.start()
             out, err = c.init.communicate(input, timeout)
             return Result(c.init.returncode, out, err)
@@ -465,7 +465,7 @@ class Runtime:
             keep = False
             raise
         finally:
-            if not keep:
+            if not keep and c._created:
                 with _signals_blocked():
                     c.delete(force=True)
 
@@ -521,8 +521,14 @@ class Container:
 
     # -- context manager: nothing leaks ------------------------------------------------------------
     def __enter__(self) -> Container:
-        if not self._created:
-            self.create()  # a failed create leaves nothing (and a taken ID is someone else's)
+        try:
+            if not self._created:
+                self.create()  # a failed create leaves nothing (and a taken ID is someone else's)
+        except BaseException:  # e.g. the Ctrl-C held back during the create, delivered after it
+            if self._created:
+                with _signals_blocked():
+                    self._forget()
+            raise
         return self
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> None:

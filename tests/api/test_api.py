@@ -252,6 +252,25 @@ def test_with_deletes_on_exceptions(oci_root, bundle, oci_cgroup_parent, error):
     assert not _cgroup_exists(f"{oci_cgroup_parent}/bundle0")
 
 
+@pytest.mark.parametrize("how", ["with", "run"])
+def test_ctrl_c_during_create_leaves_nothing(oci_root, bundle, oci_cgroup_parent, how):
+    """A SIGINT that arrives while the container is being made (sent here by a createRuntime hook)
+    is held back until the API knows the container, then ends the block, and the container goes."""
+    def edit(config: api.Config) -> None:
+        config.data["hooks"] = {"createRuntime": [{"path": "/bin/kill", "args": ["kill", "-INT", str(os.getpid())]}]}
+
+    path = bundle(["sleep", "100"], edit)
+    with pytest.raises(KeyboardInterrupt):
+        if how == "with":
+            with api.Container("w4", path, root=oci_root) as c:
+                c.start()
+                raise AssertionError("the interrupt should have come first")
+        else:
+            api.Runtime(oci_root).run("w4", path, timeout=30)
+    assert api.Runtime(oci_root).ids() == []
+    assert not _cgroup_exists(f"{oci_cgroup_parent}/bundle0")
+
+
 def test_with_a_failed_create_leaves_nothing(oci_root, bundle):
     with pytest.raises(api.RuntimeFailure):
         with api.Container("w3", bundle(["/no/such/program"]), root=oci_root) as c:
