@@ -48,6 +48,7 @@ Process model (read this before using it in a long-lived program):
 
 from __future__ import annotations
 
+import builtins
 import os
 import select
 import signal
@@ -469,13 +470,13 @@ class Runtime:
                 with _signals_blocked():
                     c.delete(force=True)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:  # builtins: `list` is this method in here
         """runc's containerState of every container under the root (as `list --format json`)."""
         from . import listing
 
         return listing.collect(self.root)
 
-    def ids(self) -> list[str]:
+    def ids(self) -> builtins.list[str]:
         return _state.list_ids(self.root)
 
     def state(self, container_id: str) -> dict[str, Any]:
