@@ -60,3 +60,20 @@ def test_leaky_cgroup(oci_cgroup_parent):
     assert result.ret == 1
     assert "cgroup left behind" in result.stdout.str() and "stray" in result.stdout.str()
     assert not list(Path("/sys/fs/cgroup").glob("*/pyruntime-pytest-*/stray"))
+
+
+def test_a_leaked_mount_fails_the_session(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, """
+import subprocess
+
+def test_leaky_mount(bundle):
+    path = bundle(["true"])
+    (path / "m").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(path / "m")], check=True)
+""")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 1
+    out = result.stdout.str()
+    assert "mount left behind" in out and "/m" in out
+    with open("/proc/self/mountinfo") as f:
+        assert str(pytester.path) not in f.read()  # and it was unmounted
