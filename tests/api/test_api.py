@@ -179,6 +179,22 @@ def test_stdio_to_files(container, tmp_path):
     assert c.init.stderr.read() == b"to-err\n"
 
 
+def test_preserved_fds(container):
+    r, w = os.pipe()
+    try:
+        c = container(["sh", "-c", "echo via-fd3 >&3"], preserve_fds=[w])
+        os.close(w)
+        w = -1
+        assert c.wait(timeout=30) == 0
+        assert os.read(r, 100) == b"via-fd3\n"
+        p = c.state()  # still there, stopped
+        assert p["status"] == "stopped"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
 # -- configuration helpers ------------------------------------------------------------------------------
 def test_config_helpers(container, tmp_path):
     shared, scratch = tmp_path / "shared", tmp_path / "scratch"
