@@ -20,13 +20,14 @@ rest (its message is the line the command line would print); WaitTimeout when a 
 
 Process model (read this before using it in a long-lived program):
 
-- The caller becomes a child subreaper (prctl PR_SET_CHILD_SUBREAPER, set once, at the first
-  create or exec, never undone): the container's init and exec'd processes are forked by the
-  runtime's intermediate processes, which exit; the kernel then hands them to the nearest subreaper
-  ancestor, us, so that `wait` can collect their exit status (a process that is not the parent
-  cannot). Side effect: any orphaned descendant of the caller (a daemonised grandchild of some
-  subprocess) is reparented to it too and stays a zombie until reaped. pyruntime reaps only the
-  processes it started.
+- The container's init and exec'd processes are forked by the runtime's intermediate processes,
+  which exit; the kernel then hands an orphan to the nearest child-subreaper ancestor. So that `wait`
+  can collect their exit status (a process that is not the parent cannot), the caller is a child
+  subreaper (prctl PR_SET_CHILD_SUBREAPER) while a create or an exec runs, and only then: from the
+  helper's fork until it has exited (by then the intermediate has exited and the process is ours);
+  then its previous setting is restored. So processes that other code of the caller starts (say,
+  `pyruntime` command lines run by a test) are never reparented to it. Side effect: a descendant of
+  the caller orphaned during those milliseconds would be too, and stay a zombie until reaped.
 - create and exec run in a short-lived forked helper (os.fork of the caller, then the same core
   code as the command line, then os._exit): the container's stdio is set up on the helper's fds
   0-2 (the caller's own stdio is never touched), and anything the core does to its process
@@ -757,10 +758,21 @@ class Container:
 
 
 # -- the forked helper ---------------------------------------------------------------------------------
-def _become_subreaper() -> None:
-    import _prctl
+class _subreaper:  # noqa: N801 - used as a statement
+    """The caller is a child subreaper meanwhile (its previous setting restored afterwards)."""
 
-    _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+    def __enter__(self) -> None:
+        import _prctl  # the C module of python-prctl (a dependency): prctl.py costs ~0.7 ms
+
+        self._was = _prctl.prctl(_prctl.PR_GET_CHILD_SUBREAPER)
+        if not self._was:
+            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+
+    def __exit__(self, *exc: Any) -> None:
+        import _prctl
+
+        if not self._was:
+            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 0)
 
 
 class _signals_blocked:  # noqa: N801 - used as a statement
@@ -800,10 +812,9 @@ def _open_stdio(which: int, spec: Stdio, mine: list[int], theirs: list[int]) -> 
 def _in_helper(work: Any, stdio: tuple[Stdio, Stdio, Stdio], preserve: list[int]) -> tuple[int, dict[int, IO[bytes]]]:
     """Run work() (which returns a pid) in a forked child whose fds 0-2 are the given stdio and
     3.. the preserved fds; return (that pid, {stream: caller's end of its pipe}) or raise its error.
-    Returns once the helper has exited: the process is then reparented to us (we are a subreaper)."""
+    Returns once the helper has exited: the process is then reparented to us (a subreaper meanwhile)."""
     from . import fastjson
 
-    _become_subreaper()
     mine: list[int] = []
     theirs: list[int] = []
     pipes: dict[int, IO[bytes]] = {}
@@ -815,17 +826,18 @@ def _in_helper(work: Any, stdio: tuple[Stdio, Stdio, Stdio], preserve: list[int]
             if end is not None:
                 pipes[which] = end
         r, w = os.pipe()
-        with _signals_blocked():
-            helper = os.fork()
-            if helper == 0:  # pragma: no cover - the helper: never returns into the caller's code
-                _helper_main(work, fds, preserve, r, w)
-        os.close(w)
-        for fd in theirs:
-            os.close(fd)
-        theirs.clear()
-        with os.fdopen(r, "rb") as f:
-            answer = f.read()
-        _reap(helper)
+        with _subreaper():
+            with _signals_blocked():
+                helper = os.fork()
+                if helper == 0:  # pragma: no cover - the helper: never returns into the caller's code
+                    _helper_main(work, fds, preserve, r, w)
+            os.close(w)
+            for fd in theirs:
+                os.close(fd)
+            theirs.clear()
+            with os.fdopen(r, "rb") as f:
+                answer = f.read()
+            _reap(helper)  # it reaped the intermediate: the process is our child by now
         if not answer:
             raise RuntimeFailure("the runtime's helper process died")
         result = fastjson.loads(answer)

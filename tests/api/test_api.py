@@ -45,6 +45,19 @@ def test_run_timeout_deletes_the_container(oci_runtime, oci_rootfs, oci_cgroup_p
     assert oci_runtime.ids() == []
 
 
+def test_the_caller_is_a_subreaper_only_while_the_api_works(container):
+    """Processes that other code of the test starts (a `pyruntime` command line...) must not become
+    the test process's orphans: the subreaper setting is the caller's again after create and exec."""
+    import _prctl
+
+    assert _prctl.prctl(_prctl.PR_GET_CHILD_SUBREAPER) == 0
+    c = container(["sleep", "100"])
+    c.exec_run(["true"], timeout=30)
+    assert _prctl.prctl(_prctl.PR_GET_CHILD_SUBREAPER) == 0
+    c.kill("KILL")
+    assert c.wait(timeout=10) == 137  # still ours to wait for
+
+
 # -- lifecycle ------------------------------------------------------------------------------------------
 def test_create_start_state_kill_wait_delete(container, oci_runtime):
     c = container(["sleep", "100"], start=False)
