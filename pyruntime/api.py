@@ -407,10 +407,12 @@ class Console:
             data += chunk
         return data
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout: float = 10) -> None:
+        """Type data into the terminal; WaitTimeout if the pty takes none of it for timeout seconds."""
         view = memoryview(data)
         while view:
-            select.select([], [self.fd], [], 10)
+            if not select.select([], [self.fd], [], timeout)[1]:
+                raise WaitTimeout(f"the terminal took no input for {timeout}s")
             view = view[os.write(self.fd, view):]
 
     def resize(self, rows: int, cols: int) -> None:
@@ -450,9 +452,10 @@ class Runtime:
 
     def run(self, container_id: str, config: Config | str | os.PathLike, *, timeout: float | None = None,
             input: bytes | None = None, keep: bool = False, **options: Any) -> Result:  # noqa: A002
-        """create + start + wait, then delete (unless keep): the exit status and what the process
-        wrote to the streams given as PIPE (stdout and stderr default to PIPE here). On a timeout or
-        any other failure the container is deleted (WaitTimeout is raised)."""
+        """create + start + wait, then delete (unless keep: then it stays, stopped, for
+        Runtime.container(id)): the exit status and what the process wrote to the streams given as
+        PIPE (stdout and stderr default to PIPE here). On a timeout or any other failure the
+        container is deleted (WaitTimeout is raised)."""
         options.setdefault("stdout", PIPE)
         options.setdefault("stderr", PIPE)
         if input is not None:
