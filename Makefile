@@ -124,5 +124,14 @@ bench: setup bundles
 lint: setup
 	$(VENV)/bin/ruff check pyruntime tests bench
 
+## the Python API's reference (pyruntime.api, the pytest plugin, the errors) from the docstrings, with
+## pdoc (PyPI), in build/docs; a warning (an annotation pdoc cannot read...) fails the build
+.PHONY: docs
+docs: setup
+	$(VENV)/bin/pip install -q 'pdoc>=14'
+	rm -rf build/docs
+	$(PY) -W error -m pdoc -o build/docs pyruntime.api pyruntime.pytest_plugin pyruntime.errors
+	@echo "the API reference: build/docs/index.html"
+
 clean:
 	rm -rf build *.egg-info .stamp-* pyruntime/_native*.so pyruntime/_initstub $(ROOTFS)

@@ -13,6 +13,7 @@ from .state import Container
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 
@@ -81,8 +82,6 @@ def _int(text: str, flag: str) -> int:
 
 def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tuple[dict[str, Any], str]:
     """The resources to change (a linux.resources object) and the name used in error messages."""
-    from . import schema
-
     res: dict[str, Any] = {}
     source = "update flags"
     if resources_file:
@@ -98,11 +97,7 @@ def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tu
             raise RuntimeFailure(f"cannot read {source}: {(e.strerror or str(e)).lower()}") from None
         except ValueError as e:
             raise RuntimeFailure(f"{source}: invalid JSON: {e}") from None
-        if not isinstance(res, dict):
-            raise RuntimeFailure(f"{source}: the resources must be a JSON object")
-        res = fold_keys(res, schema.RESOURCES)
-        schema.validate(res, schema.RESOURCES, source, "linux.resources")
-        return res, source  # as runc: with --resources, the other flags are ignored
+        return checked_resources(res, source), source  # as runc: with --resources, the other flags are ignored
     for flag, (group, key), kind in FLAGS:
         text = flags.get(flag)
         if text is None:
@@ -112,6 +107,18 @@ def build_update(resources_file: str | None, flags: dict[str, str | None]) -> tu
             continue
         res.setdefault(group, {})[key] = value
     return res, source
+
+
+def checked_resources(res: Any, source: str) -> dict[str, Any]:
+    """A linux.resources object (runc's --resources file, or the Python API's dict), keys folded as
+    Go decodes them and validated; errors name source and the JSON path."""
+    from . import schema
+
+    if not isinstance(res, dict):
+        raise RuntimeFailure(f"{source}: the resources must be a JSON object")
+    res = fold_keys(res, schema.RESOURCES)
+    schema.validate(res, schema.RESOURCES, source, "linux.resources")
+    return res
 
 
 def fold_keys(value: Any, node: Any) -> Any:
@@ -164,21 +171,45 @@ def update(c: Container, resources: dict[str, Any], source: str) -> None:
 
 
 # -- events ---------------------------------------------------------------------------------------
-def stats_event(c: Container) -> str:
-    """A "stats" event line, as runc prints it (runc_types: its JSON shape)."""
+def stats(c: Container) -> dict[str, Any]:
+    """runc's types.Stats of the container's cgroup (runc_types: its JSON shape)."""
     from . import runc_types
 
-    return runc_types.event("stats", c.id, runc_types.stats(cgroups.manager(c.cgroup_paths).stats()))
+    return runc_types.stats(cgroups.manager(c.cgroup_paths).stats())
+
+
+def stats_event(c: Container) -> str:
+    """A "stats" event line, as runc prints it."""
+    from . import runc_types
+
+    return runc_types.event("stats", c.id, stats(c))
 
 
 def events(c: Container, interval: float, once: bool) -> None:
     """--stats: one stats object. Otherwise a JSON event per line: stats every interval, and an
     "oom" event as soon as the kernel reports one, until the container stops."""
-    if c.status() == "stopped":
-        raise RuntimeFailure(f"container {c.id} is not running")
     if once:
+        if c.status() == "stopped":
+            raise RuntimeFailure(f"container {c.id} is not running")
         _emit(stats_event(c))
         return
+    try:
+        for line in event_stream(c, interval):
+            _emit(line)
+    except BrokenPipeError:
+        pass
+
+
+def event_stream(c: Container, interval: float) -> Iterator[str]:
+    """The event lines (JSON, newline-terminated) of a running container: stats every interval, "oom"
+    as soon as the kernel reports one; ends when the container does (or when the caller stops)."""
+    if c.status() == "stopped":
+        raise RuntimeFailure(f"container {c.id} is not running")
+    if c.locked:  # a stream may last the container's lifetime: do not hold the state lock meanwhile
+        import fcntl
+
+        fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
+        c.locked = False
     manager = cgroups.manager(c.cgroup_paths)
     fd, how = manager.oom_watch_fd()
     poller = select.poll()
@@ -195,28 +226,26 @@ def events(c: Container, interval: float, once: bool) -> None:
             ready = poller.poll(int(wait * 1000))
             if ready and how == "in":
                 os.read(fd, 8)
-            seen = _report_ooms(c, manager, seen, counted, bool(ready) and how == "in")
+            new, seen = _new_ooms(manager, seen, counted, bool(ready) and how == "in")
+            for _ in range(new):
+                yield _oom_event(c)
             if time.monotonic() >= next_stats and c.init_alive():
-                _emit(stats_event(c))
+                yield stats_event(c)
                 next_stats += interval
-        _report_ooms(c, manager, seen, counted, False)  # a kill that ended the container
-    except BrokenPipeError:
-        pass
+        new, seen = _new_ooms(manager, seen, counted, False)  # a kill that ended the container
+        for _ in range(new):
+            yield _oom_event(c)
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _report_ooms(c: Container, manager: cgroups.Manager, seen: int, counted: bool, signalled: bool) -> int:
-    """Emit an "oom" event per new OOM kill; returns the kill count seen so far."""
+def _new_ooms(manager: cgroups.Manager, seen: int, counted: bool, signalled: bool) -> tuple[int, int]:
+    """(OOM kills new since `seen`, the kill count seen so far)."""
     kills = manager.oom_kills()
     if kills is None:  # the cgroup is gone, or (pre-4.13 v1) no counter: trust the eventfd while it exists
-        if not counted and signalled and manager.exists():
-            _emit(_oom_event(c))
-        return seen
-    for _ in range(kills - seen):
-        _emit(_oom_event(c))
-    return max(seen, kills)
+        return (1 if not counted and signalled and manager.exists() else 0), seen
+    return max(0, kills - seen), max(seen, kills)
 
 
 def _oom_event(c: Container) -> str:

@@ -90,13 +90,9 @@ def create(g: Globals, container_id: str, **kw: object) -> None:
 
 
 def start(g: Globals, container_id: str) -> None:
-    from . import container, state
+    from . import container
 
-    c = state.load(g.root, container_id)
-    try:
-        container.start(c)
-    finally:
-        c.close()
+    container.start_by_id(g.root, container_id)
 
 
 def run(g: Globals, container_id: str, detach: bool, keep: bool, no_subreaper: bool = False, **kw: object) -> int:
@@ -116,27 +112,15 @@ def state(g: Globals, container_id: str) -> None:
 
 
 def kill(g: Globals, container_id: str, sig: str, all_processes: bool) -> None:
-    from . import container, state
+    from . import container
 
-    number = container.signal_number(sig)
-    c = state.load(g.root, container_id, shared=True)
-    try:
-        container.kill(c, number, all_processes)
-    finally:
-        c.close()
+    container.kill_by_id(g.root, container_id, container.signal_number(sig), all_processes)
 
 
 def delete(g: Globals, container_id: str, force: bool) -> None:
-    from . import container, state
-    from .errors import NotFound
+    from . import container
 
-    try:
-        c = state.load(g.root, container_id)
-    except NotFound:
-        if force:
-            return  # runc: deleting a container that is gone with --force succeeds
-        raise
-    container.delete(c, force)
+    container.delete_by_id(g.root, container_id, force)
 
 
 def exec_(g: Globals, container_id: str, args: tuple[str, ...], env: tuple[str, ...],
@@ -155,21 +139,9 @@ def list_(g: Globals, fmt: str, quiet: bool) -> None:
 
 
 def spec(g: Globals, bundle: str, rootless: bool) -> None:
-    import json
+    from . import spec as spec_mod
 
-    from .errors import RuntimeFailure
-    from .spec import default_spec
-
-    path = os.path.join(bundle, "config.json")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        raise RuntimeFailure(f"{path} already exists") from None
-    except OSError as e:
-        raise RuntimeFailure(f"cannot write {path}: {e.strerror.lower()}") from None
-    with os.fdopen(fd, "w") as f:
-        json.dump(default_spec(rootless), f, indent=2)
-        f.write("\n")
+    spec_mod.write_config(bundle, spec_mod.default_spec(rootless))
 
 
 def features(g: Globals) -> None:
@@ -245,11 +217,6 @@ def events(g: Globals, container_id: str, interval: str, stats: bool) -> None:
     every = cgroup_commands.parse_interval(interval)
     c = _loaded(g, container_id, shared=True)
     try:
-        # a stream may last the container's lifetime: do not hold the state lock meanwhile
-        if not stats:
-            import fcntl
-
-            fcntl.flock(c.dir_fd, fcntl.LOCK_UN)
         cgroup_commands.events(c, every, stats)
     finally:
         c.close()

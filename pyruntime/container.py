@@ -242,6 +242,14 @@ def start(c: Container) -> None:
     _run_hooks("poststart", c, dict(_hook_base_state(c), pid=c.pid, status="running"))
 
 
+def start_by_id(root: str, container_id: str) -> None:
+    c = state.load(root, container_id)
+    try:
+        start(c)
+    finally:
+        c.close()
+
+
 def _run_hooks(kind: str, c: Container, st: dict[str, Any]) -> None:
     """poststart/poststop hooks: a failure is a warning (the container already started/is gone)."""
     configured = (c.config.get("hooks") or {}).get(kind)
@@ -323,6 +331,14 @@ def kill(c: Container, sig: int, all_processes: bool = False) -> None:
     send_signal(c, sig)
 
 
+def kill_by_id(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
+    c = state.load(root, container_id, shared=True)
+    try:
+        kill(c, sig, all_processes)
+    finally:
+        c.close()
+
+
 def send_signal(c: Container, sig: int) -> None:
     """Signal the init through a pidfd checked against the recorded start time (no pid-reuse race)."""
     try:
@@ -348,6 +364,22 @@ def delete(c: Container, force: bool = False) -> None:
         network.move_out(c.config, c.pid)
     _destroy(c)
     _run_hooks("poststop", c, dict(_hook_base_state(c), pid=0, status="stopped"))
+
+
+def delete_by_id(root: str, container_id: str, force: bool = False) -> None:
+    """`delete [--force] ID`; with force, a container that is already gone is not an error (runc)."""
+    from .errors import NotFound
+
+    try:
+        c = state.load(root, container_id)
+    except NotFound:
+        if force:
+            return
+        raise
+    try:
+        delete(c, force)
+    finally:
+        c.close()  # a refused delete leaves it locked no longer
 
 
 def _destroy(c: Container) -> None:

@@ -28,3 +28,12 @@ class NotFound(RuntimeFailure):
 
     def __init__(self, container_id: str) -> None:
         super().__init__(f"container {container_id!r} does not exist")
+        self.container_id = container_id
+
+
+class AlreadyExists(RuntimeFailure):
+    """The container ID is taken under this --root."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id!r} already exists")
+        self.container_id = container_id

@@ -28,6 +28,7 @@ class ExecOptions:
     """The command-line options of exec."""
 
     process_file: str | None = None
+    process: dict[str, Any] | None = None  # a runtime-spec process given as an object (the Python API)
     args: list[str] = field(default_factory=list)
     tty: bool | None = None
     detach: bool = False
@@ -74,11 +75,14 @@ def _parse_gids(values: list[str]) -> list[int]:
 def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]:
     """The runtime-spec process to run, and the file name errors should mention."""
     base = c.config.get("process") or {}
-    if opts.process_file:
+    if opts.process_file or opts.process is not None:
         if opts.args:
             raise RuntimeFailure("exec: give either --process FILE or a command, not both")
-        file = os.path.abspath(opts.process_file)
-        process = spec.load_json(file, "process.json", pipe_ok=True)
+        if opts.process is not None:
+            file, process = "process", fastjson.copy(opts.process)
+        else:
+            file = os.path.abspath(opts.process_file)
+            process = spec.load_json(file, "process.json", pipe_ok=True)
         if not isinstance(process, dict):
             raise ConfigError(file, "", "expected a JSON object (a runtime-spec process)")
         # Unset fields take the container's values, as runc does (never fewer restrictions).
@@ -115,7 +119,7 @@ def build_process(c: Container, opts: ExecOptions) -> tuple[dict[str, Any], str]
             process["capabilities"] = caps
         if opts.no_new_privs:
             process["noNewPrivileges"] = True
-    if opts.tty is not None and opts.process_file:
+    if opts.tty is not None and (opts.process_file or opts.process is not None):
         process["terminal"] = opts.tty
     if opts.apparmor:
         process["apparmorProfile"] = opts.apparmor
@@ -145,8 +149,17 @@ def _check(process: dict[str, Any], file: str) -> None:
 def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
     """Run the process; return its exit code (foreground) or 0 once it runs (detached). A failure
     to start it exits 255, as runc's does, so that a caller can tell it from the process's own code."""
+    pid, proxy = start_process(root, container_id, opts)
+    if opts.detach:
+        return 0
+    return _wait(pid, proxy)
+
+
+def start_process(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:
+    """Set the process up and start it: (its pid, the foreground terminal proxy or None). Failures
+    carry exit code 255."""
     try:
-        pid, proxy = _start(root, container_id, opts)
+        return _start(root, container_id, opts)
     except RuntimeFailure as e:
         e.exit_code = 255
         raise
@@ -156,9 +169,6 @@ def exec_(root: str, container_id: str, opts: ExecOptions) -> int:
         failure = os_failure("exec", e)
         failure.exit_code = 255
         raise failure from None
-    if opts.detach:
-        return 0
-    return _wait(pid, proxy)
 
 
 def _start(root: str, container_id: str, opts: ExecOptions) -> tuple[int, Any]:

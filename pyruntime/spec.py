@@ -6,7 +6,7 @@ import os
 import stat
 
 from . import fastjson, schema
-from .errors import ConfigError
+from .errors import ConfigError, RuntimeFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -254,3 +254,22 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
             if m["type"] == "devpts":
                 m["options"].remove("gid=5")
     return spec
+
+
+def write_config(bundle: str, config: dict[str, Any], replace: bool = False) -> str:
+    """Write <bundle>/config.json (indented, as runc's `spec`); an existing one is an error unless
+    replace. Returns its path."""
+    import json
+
+    path = os.path.join(bundle, "config.json")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if replace else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        raise RuntimeFailure(f"{path} already exists") from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot write {path}: {(e.strerror or str(e)).lower()}") from None
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    return path

@@ -15,7 +15,7 @@ import os
 import time
 
 from . import SPEC_VERSION, fastjson
-from .errors import NotFound, RuntimeFailure, os_failure
+from .errors import AlreadyExists, NotFound, RuntimeFailure, os_failure
 from .record import dataclass, field  # dataclasses without its start-up cost (see record.py)
 
 TYPE_CHECKING = False
@@ -198,7 +198,7 @@ def create(root: str, container_id: str) -> Container:
     try:
         os.mkdir(path, 0o711)
     except FileExistsError:
-        raise RuntimeFailure(f"container {container_id!r} already exists") from None
+        raise AlreadyExists(container_id) from None
     except OSError as e:  # e.g. a root that is not ours to write (try --root)
         raise os_failure("cannot create the state directory", e) from None
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -23,6 +23,9 @@ from .._native import lib
 from ..errors import RuntimeFailure
 
 _MARK = "PYRUNTIME_SEALED_REEXEC"
+# False in a process that is not the runtime's own command line (pyruntime.api's helper, forked from
+# the caller's program): there is no command line to re-execute, so `ensure` refuses instead.
+reexec_allowed = True
 
 
 def exposed(bounding_sets: list[list[str] | None], user_namespace: bool) -> bool:
@@ -85,6 +88,10 @@ def ensure(is_exposed: bool) -> None:
     (same arguments, same fds) from read-only mounts. Fails closed if that did not work."""
     if not is_exposed or _all_readonly():
         return
+    if not reexec_allowed:
+        raise RuntimeFailure("the container's processes could reach the runtime's code (CAP_SYS_PTRACE "
+                             "without a user namespace): only the command line can re-execute itself "
+                             "from read-only mounts; use `pyruntime` for this container")
     if os.environ.get(_MARK):
         raise RuntimeFailure("cannot map the runtime's code read-only; refusing to enter a container "
                              "whose processes could reach it")

@@ -96,3 +96,28 @@ def test_the_core_never_imports_the_command_line() -> None:
         assert not imports & COMMAND_LINE, f"{module} imports {sorted(imports & COMMAND_LINE)}"
     assert "pyruntime.cli" not in graph["pyruntime.fastcli"] | graph["pyruntime.commands"]
     assert "pyruntime.cli" not in graph["pyruntime.cgroup_cli"]
+
+
+LIBRARY = {"pyruntime.api", "pyruntime.pytest_plugin"}
+
+
+def test_the_library_is_on_top_of_the_core_beside_the_command_line() -> None:
+    """pyruntime.api calls the core (never the command line); nothing but the plugin imports it."""
+    graph = _graph(top_level_only=False)
+    assert not graph["pyruntime.api"] & COMMAND_LINE, sorted(graph["pyruntime.api"] & COMMAND_LINE)
+    for module, imports in graph.items():
+        if module not in LIBRARY:
+            assert not imports & LIBRARY, f"{module} imports {sorted(imports & LIBRARY)}"
+
+
+def test_import_pyruntime_stays_cheap() -> None:
+    """`import pyruntime` (and the plugin, loaded by every pytest run) does not load the API."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pyruntime, pyruntime.pytest_plugin; "
+            "print(sorted(m for m in sys.modules if m.startswith('pyruntime')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    import ast
+
+    assert ast.literal_eval(out) == ["pyruntime", "pyruntime.pytest_plugin"]
