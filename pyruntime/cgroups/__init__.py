@@ -168,15 +168,31 @@ def _mkdir_chain(mount_point: str, path: str, unified_host: bool) -> None:
         try:
             os.mkdir(cur, 0o755)
         except FileExistsError:
+            # made by a concurrent create that may not have filled its cpuset yet (below): a child
+            # copied from an empty parent could never be joined (ENOSPC)
+            if v1 and mount_point.endswith("/cpuset"):
+                _fill_cpuset(parent, cur, only_if_empty=True)
             continue
         except FileNotFoundError:
             raise
         except OSError as e:
             raise RuntimeFailure(f"cannot create cgroup {cur}: {e.strerror.lower()}") from None
         if v1 and os.path.exists(f"{cur}/cpuset.cpus"):  # v1 cpuset: a new group starts empty and unjoinable
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
-                    dst.write(src.read())
+            _fill_cpuset(parent, cur)
+
+
+def _fill_cpuset(parent: str, cur: str, only_if_empty: bool = False) -> None:
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        try:
+            if only_if_empty:
+                with open(f"{cur}/{name}") as f:
+                    if f.read().strip():
+                        continue
+            with open(f"{parent}/{name}") as src, open(f"{cur}/{name}", "w") as dst:
+                dst.write(src.read())
+        except FileNotFoundError:
+            if not only_if_empty:
+                raise
 
 
 def _enable_controllers(parent: str) -> None:
