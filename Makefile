@@ -81,4 +81,4 @@ lint: setup
 	$(VENV)/bin/ruff check pyruntime tests bench
 
 clean:
-	rm -rf build *.egg-info .stamp-* pyruntime/_native*.so pyruntime/_initstub $(ROOTFS)
+	rm -rf build *.egg-info .stamp-* pyruntime/_native*.so pyruntime/_initstub pyruntime/_argtable.py $(ROOTFS)
