@@ -134,4 +134,4 @@ docs: setup
 	@echo "the API reference: build/docs/index.html"
 
 clean:
-	rm -rf build *.egg-info .stamp-* pyruntime/_native*.so pyruntime/_initstub $(ROOTFS)
+	rm -rf build *.egg-info .stamp-* pyruntime/_native*.so pyruntime/_initstub pyruntime/_argtable.py $(ROOTFS)

