@@ -57,7 +57,9 @@ def test_new_network_namespace_has_only_loopback_up(sh):
 
 
 def test_loopback_is_usable(sh):
-    script = "nc -l -p 7777 > /tmp/got & sleep 0.2; echo hello | nc -w 2 127.0.0.1 7777; wait; cat /tmp/got"
+    # the client retries until the listener is up (a fixed sleep was too short under load)
+    script = ("nc -l -p 7777 > /tmp/got & for i in $(seq 100); do echo hello | nc -w 2 127.0.0.1 7777 && break; "
+              "sleep 0.05; done; wait; cat /tmp/got")
     assert sh(script).stdout.strip() == "hello"
 
 
