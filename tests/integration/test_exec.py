@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from _termutil import wait_gone
-from pyruntime_tests_conftest import ROOTFS
+from pyruntime_tests_conftest import ROOTFS, wait_until
 
 NS = ("pid", "mnt", "net", "ipc", "uts", "cgroup", "user", "time")
 
@@ -126,9 +126,15 @@ def test_exec_process_runs_the_containers_binary_never_a_host_file(rt, running, 
     has the host's Python (or any host file) as its executable."""
     pid = _detached(rt, running, tmp_path, "sleep 30")
     try:
-        exe = os.stat(f"/proc/{pid}/exe")
         busybox = os.stat(ROOTFS / "bin" / "busybox")
-        assert (exe.st_dev, exe.st_ino) == (busybox.st_dev, busybox.st_ino)
+
+        def exe() -> tuple[int, int]:
+            st = os.stat(f"/proc/{pid}/exe")
+            return st.st_dev, st.st_ino
+
+        # `exec -d` returns once the process runs the sealed stub, which execs the program right away
+        # (a memfd, never a host file, meanwhile): wait for that execve
+        wait_until(lambda: exe() == (busybox.st_dev, busybox.st_ino), what="the program's execve")
         python = os.stat(os.path.realpath(sys.executable))
         listing = rt("exec", running, "sh", "-c", "for p in /proc/[0-9]*; do readlink $p/exe; done").stdout
         assert listing.split() and all(line in ("/bin/busybox",) for line in listing.split()), listing
