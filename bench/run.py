@@ -250,6 +250,11 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return found
 
 
+def _is_cgroupfs(d: Path) -> bool:
+    """Whether d is in a mounted cgroup hierarchy (its kernel files: cgroup.procs), not a plain dir."""
+    return (d / "cgroup.procs").exists()
+
+
 def remove_cgroups(parent: str) -> list[str]:
     for d in cgroup_dirs(parent):
         try:
@@ -263,6 +268,15 @@ def remove_cgroups(parent: str) -> list[str]:
             try:
                 d.rmdir()
             except OSError:
+                if not _is_cgroupfs(d):  # a plain directory in /sys/fs/cgroup's tmpfs (a controller
+                    for f in d.iterdir():  # listed but not mounted): podman writes a `tasks` file there
+                        if f.is_file():
+                            f.unlink()
+                    try:
+                        d.rmdir()
+                        continue
+                    except OSError:
+                        pass
                 left.append(str(d))
         if not left:
             return []
