@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # /init of the arm64 guest's initramfs (arm64-image.sh packs it with arm64 busybox-static):
-# load virtio/ext4/9p, mount the root disk (/dev/vda, ext4), tmpfs for /tmp /run /var/tmp, a real
+# load virtio/ext4/9p, mount the root disk (/dev/vda, ext4; /tmp stays on it, a disk filesystem as on
+# most hosts: 6.1 cannot make idmapped mounts of tmpfs), tmpfs for /run and /var/tmp, a real
 # cgroup2 at /sys/fs/cgroup, the control share (9p "ctl") at /run/vmctl and the host directory
 # (9p "hostrw", named by vmrw= on the kernel command line) at the same path; then switch_root to
 # stage 2, which runs /run/vmctl/cmd and writes its exit code to /run/vmctl/rc.
@@ -16,7 +17,8 @@ mount -t cgroup2 -o nsdelegate cgroup2 $R/sys/fs/cgroup || die "cgroup2"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
-for d in tmp run var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $R/$d; done
+chmod 1777 $R/tmp
+for d in run var/tmp; do mount -t tmpfs -o mode=1777 tmpfs $R/$d; done
 mkdir -p $R/run/vmctl
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 ctl $R/run/vmctl || die "mount ctl"
 rw=$(sed -n 's/.*vmrw=\([^ ]*\).*/\1/p' $R/proc/cmdline)

@@ -6,8 +6,8 @@
 #
 # usage: run-in-vm-arm64.sh CMD ARG...     argv, run as-is in the guest
 #        run-in-vm-arm64.sh 'shell line'   one argument = a bash command line
-# In the guest: / is the arm64 image (ext4 on virtio, copy-on-write: changes vanish at power-off),
-# /tmp /run /var/tmp are tmpfs, /sys/fs/cgroup is a real cgroup2 (every controller), $VM_RW is the
+# In the guest: / is the arm64 image (ext4 on virtio, copy-on-write: changes vanish at power-off;
+# /tmp is on it too, so idmapped mounts work there on the guest's 6.1 kernel), /run /var/tmp are tmpfs, /sys/fs/cgroup is a real cgroup2 (every controller), $VM_RW is the
 # host directory, read-write over 9p at the same path (slow for Python, and no sockets/FIFOs there:
 # copy what you run to /tmp), cwd = $PWD. /opt/venv has the project's Python dependencies (aarch64
 # wheels, python-prctl built in the guest), /opt/wheels the wheels themselves. No network.
