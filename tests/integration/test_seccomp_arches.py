@@ -60,3 +60,15 @@ def test_seccomp_allowlist_of_another_architectures_names_still_runs_a_shell(sh)
 
     out = sh("mkdir /tmp/x 2>&1; echo mkdir=$?; echo ok", edit=edit).stdout
     assert os.strerror(errno.ENOSYS) in out and "mkdir=1" in out and "ok" in out, out
+
+
+def test_seccomp_profile_for_other_architectures_only_still_filters_this_one(sh) -> None:
+    """A profile that lists only x86's architectures (podman's amd64 default does) still filters the
+    machine it runs on, as runc's does: libseccomp's filter always holds the native architecture."""
+    def edit(c: dict) -> None:
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS}]}
+
+    out = sh("mkdir /tmp/x 2>&1; echo mkdir=$?", edit=edit).stdout
+    assert os.strerror(errno.EROFS) in out and "mkdir=1" in out, out
