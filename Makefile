@@ -30,7 +30,7 @@ test-integration: setup bundles
 test-vm: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/vm
 ## arm64 tier: tests/unit and a chosen part of tests/integration inside an emulated arm64 machine, with
-## pyruntime pip-installed there (tests/vm/test_arm64_vm.py; ~15-20 min; not part of `make test`).
+## pyruntime pip-installed there (tests/vm/test_arm64_vm.py; 8-12 min; not part of `make test`).
 ## The first run builds the arm64 image (/var/cache/pyruntime-arm64-vm, ~5 min).
 test-arm64: setup deps-arm64
 	PYRUNTIME_TEST_ARM64=1 $(PY) -P -m pytest -q -s -p no:cacheprovider tests/vm/test_arm64_vm.py

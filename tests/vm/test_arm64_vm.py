@@ -3,7 +3,7 @@ arm64 machine (qemu -M virt under TCG, Debian's arm64 kernel and userland: tests
 with pyruntime pip-installed there from this checkout (its cffi extension and init stub compiled by
 the guest's gcc for aarch64) and an arm64 busybox-static bundle (tests/vm/arm64-guest.sh).
 
-Not part of `make test` (about 15-20 minutes: Python runs 10-12x slower under emulation): it runs
+Not part of `make test` (8-12 minutes: Python runs 10-20x slower under emulation): it runs
 with `make test-arm64` (PYRUNTIME_TEST_ARM64=1; `.ci/run` runs it when PYRUNTIME_CI_ARM64=1).
 The guest boots once (a module fixture); each guest test file is one test here, which fails naming
 every guest case that failed, and ARM64_REQUIRED names the cases that must have run and passed (so a
