@@ -13,7 +13,7 @@ APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm bench lint clean bundles dev \
+.PHONY: all setup deps deps-arm64 demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm test-arm64 bench lint clean bundles dev \
 	test-docker test-buildah test-kubernetes test-engines soak
 
 all: setup bundles
@@ -33,6 +33,21 @@ test-integration: setup bundles
 ## cgroup v2 tier: tests/integration/test_cgroups.py inside one qemu guest (tests/vm/run-in-vm.sh)
 test-vm: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/vm
+## arm64 tier: tests/unit and a chosen part of tests/integration inside an emulated arm64 machine, with
+## pyruntime pip-installed there (tests/vm/test_arm64_vm.py; 8-12 min; not part of `make test`).
+## The first run builds the arm64 image (/var/cache/pyruntime-arm64-vm, ~5 min).
+test-arm64: setup deps-arm64
+	PYRUNTIME_TEST_ARM64=1 $(PY) -P -m pytest -q -s -p no:cacheprovider tests/vm/test_arm64_vm.py
+ARM64_PACKAGES := qemu-system-arm mmdebstrap kmod e2fsprogs busybox-static python3.11
+deps-arm64: .stamp-apt-arm64
+.stamp-apt-arm64:
+	@missing=$$(for p in $(ARM64_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
+	@touch $@
 ## attack tests: malicious bundles and images against a real runtime (tests/security/_attack.py)
 test-security: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/security

@@ -26,6 +26,13 @@ REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
 CGROUP_BASE = "/sys/fs/cgroup"
+# Under emulation (the VM tiers: tests/vm/) everything runs 10-20x slower: no per-example deadline
+# for hypothesis there (its default, 200 ms, measures the machine, not the code).
+if float(os.environ.get("PYRUNTIME_TEST_SLOWDOWN", "1")) > 1:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("emulated", deadline=None)
+    _hypothesis_settings.load_profile("emulated")
 
 
 def base_config(args: list[str], cgroups_path: str) -> dict[str, Any]:

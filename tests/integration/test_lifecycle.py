@@ -25,7 +25,9 @@ def _stopped(rt, cid):
 
 
 def _cgroup_procs(cgroup_parent: str, name: str) -> list[int]:
-    with open(f"/sys/fs/cgroup/pids{cgroup_parent}/{name}/cgroup.procs") as f:
+    # the pids hierarchy of a v1/hybrid host, the unified one of a pure cgroup v2 host (the VM tiers)
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    with open(f"/sys/fs/cgroup{'' if v2 else '/pids'}{cgroup_parent}/{name}/cgroup.procs") as f:
         return [int(x) for x in f.read().split()]
 
 

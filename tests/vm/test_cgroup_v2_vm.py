@@ -67,7 +67,8 @@ def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # the guest: same checkout, same venv interpreter (never a pyenv shim), state and temp in tmpfs
     guest_cmd = (f"cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -P -m pytest -q -p no:cacheprovider "
                  f"-p no:hypothesispytest --basetemp=/tmp/pt --durations=0 --junitxml={junit} {GUEST_TESTS} 2>&1 | tail -60")
-    env = dict(os.environ, VM_RW=str(REPO), VM_TIMEOUT="720", VM_CONSOLE=str(host_side / "console.log"))
+    env = dict(os.environ, VM_ARCH="x86_64", VM_RW=str(REPO), VM_TIMEOUT="720",
+               VM_CONSOLE=str(host_side / "console.log"))
     try:
         proc = subprocess.run([str(RUNNER), guest_cmd], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=780)
