@@ -45,6 +45,22 @@ def _missing() -> str | None:
     return None
 
 
+def remove_new_plain_cgroup_dirs(tops_before: set[str]) -> None:
+    """`podman run` (conmon) makes plain directories in /sys/fs/cgroup's tmpfs for controllers that
+    /proc/cgroups lists but nothing mounts (hybrid hosts): remove the trees that appeared, files first."""
+    for name in set(os.listdir(CGROUP_BASE)) - tops_before:
+        top = CGROUP_BASE / name
+        if top.is_symlink() or not top.is_dir() or os.path.ismount(top):
+            continue
+        for root, _dirs, files in os.walk(top, topdown=False):
+            try:
+                for f in files:
+                    os.unlink(os.path.join(root, f))
+                os.rmdir(root)
+            except OSError:
+                pass
+
+
 def buildah_cgroups() -> set[str]:
     """cgroups of buildah's containers (named buildah-<bundle>) wherever the runtime placed them."""
     found: set[str] = set()
@@ -97,6 +113,7 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
                CONTAINERS_REGISTRIES_CONF=f"{directory}/registries.conf", TMPDIR=f"{directory}/buildah-tmp")
     benv = BuildahEnv(directory, env)
     cgroups_before = buildah_cgroups()
+    tops_before = set(os.listdir(CGROUP_BASE))
     yield benv
     left = benv.containers()
     if left:
@@ -105,6 +122,7 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
                    capture_output=True, timeout=300)
     mounts = unmount_under(directory)
     shutil.rmtree(directory, ignore_errors=True)
+    remove_new_plain_cgroup_dirs(tops_before)
     left_cgroups = sorted(buildah_cgroups() - cgroups_before)
     assert not mounts, f"mounts left under {directory}: {mounts}"
     assert not left_cgroups, f"cgroups left after the session: {left_cgroups}"

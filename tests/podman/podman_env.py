@@ -59,6 +59,19 @@ def libpod_cgroups() -> set[str]:
     return found
 
 
+def remove_cgroup_dir(d: str) -> None:
+    """rmdir a cgroup; a plain directory (a controller not mounted on this host, where conmon writes
+    a `tasks` file) loses its files first. Never raises: what stays is reported by the callers."""
+    try:
+        if not os.path.exists(os.path.join(d, "cgroup.procs")):
+            for entry in os.scandir(d):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
 def conmon_pids(marker: str) -> list[int]:
     """conmon processes started for our private environment (their command line names its dir)."""
     pids = []
@@ -112,6 +125,7 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
     bridge, subnet = f"pyrt{tag}", f"10.231.{int(tag[:2], 16)}"
     env = dict(os.environ, PYRT_PODMAN_BRIDGE=bridge, PYRT_PODMAN_SUBNET=subnet)
     cgroups_before = libpod_cgroups()
+    tops_before = set(os.listdir(CGROUP_BASE))
     try:
         subprocess.run(["sh", str(HERE / "setup.sh"), directory, RUNTIME], check=True, env=env,
                        capture_output=True, timeout=120)
@@ -130,10 +144,13 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
         os.kill(pid, signal.SIGKILL)
     # podman leaves /libpod_parent and /libpod_parent/conmon behind; remove what we caused, if empty
     for d in sorted(libpod_cgroups() - cgroups_before, key=lambda p: -p.count("/")):
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
+        remove_cgroup_dir(d)
+    # for a controller that /proc/cgroups lists but nothing mounts (hybrid hosts: net_cls, hugetlb...),
+    # conmon makes plain directories in /sys/fs/cgroup's tmpfs: the top one goes too if it is ours
+    for name in set(os.listdir(CGROUP_BASE)) - tops_before:
+        top = os.path.join(CGROUP_BASE, name)
+        if os.path.isdir(top) and not os.path.islink(top) and not os.path.ismount(top):
+            remove_cgroup_dir(top)
     left = sorted(d for d in libpod_cgroups() - cgroups_before if os.path.basename(d).removeprefix("libpod-") in ours)
     assert not leaked, f"conmon processes left after the session: {leaked}"
     assert not left, f"cgroups left after the session: {left}"
