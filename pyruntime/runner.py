@@ -28,6 +28,10 @@ def run(root: str, container_id: str, opts: container.CreateOptions, detach: boo
             terminal_proxy.close()  # its private socket directory goes too
         raise
     try:
+        if not detach:
+            # Before start: a signal that reaches `run` once the program runs must be forwarded, never
+            # kill `run` and leave the container behind (until start, the waiting init ignores it)
+            forwarding.forward_to(c.pid)
         if terminal_proxy:
             terminal_proxy.receive_master()
         container.start(c)
@@ -41,7 +45,6 @@ def run(root: str, container_id: str, opts: container.CreateOptions, detach: boo
     if detach:
         return 0
     pid = c.pid
-    forwarding.forward_to(pid)
     try:
         code = terminal_proxy.proxy_until_exit(pid) if terminal_proxy else wait_exit(pid)
     finally:

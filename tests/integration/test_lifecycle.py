@@ -344,6 +344,38 @@ def test_run_foreground_forwards_signals(rt, make_bundle, cid, tmp_path):
     assert rt.ids() == []
 
 
+def test_run_forwards_a_signal_that_arrives_while_start_runs(rt, make_bundle, cid, tmp_path):
+    """A SIGTERM to a foreground `run` once the program runs but before `start` has returned (here from
+    a poststart hook, which `start` waits for) is forwarded: it never kills `run` and leaves the
+    container behind (it did when the forwarding was set up only after start)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    script = 'trap "echo TERM > /tmp/out/got; exit 0" TERM; touch /tmp/out/ready; while :; do sleep 0.05; done'
+    hook = (f"while [ ! -e {out}/ready ] || [ ! -s {out}/runpid ]; do sleep 0.05; done; "
+            f"kill -TERM $(cat {out}/runpid)")
+
+    def edit(c):
+        c["mounts"].append(bind_mount(out, "/tmp/out"))
+        c["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", hook], "timeout": 20}]}
+
+    bundle = make_bundle(["sh", "-c", script], edit=edit)
+    with open(tmp_path / "stderr", "wb") as err:  # a file: the container may hold a pipe open
+        runner = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), cid), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        (out / "runpid.tmp").write_text(str(runner.pid))
+        (out / "runpid.tmp").rename(out / "runpid")
+        assert runner.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert (out / "got").read_text().strip() == "TERM"
+    if rt.ids():
+        rt("delete", "--force", cid)
+    assert rt.ids() == []
+
+
 # -- pid file, log --------------------------------------------------------------------------------
 
 def test_pid_file_is_bare_pid(rt, make_bundle, cid, tmp_path):
