@@ -239,8 +239,10 @@ def test_run_it_pty(podman):
     rc, text = run_in_pty(podman.argv("run", "-it", "--rm", podman.image, "sh", "-c", script),
                           podman.penv.env, (33, 101), _tty_steps(33, 101, (40, 120)))
     assert rc == 5, text
-    # podman also forwards the SIGWINCH as `kill ID 28`; when that call arrives after the container
-    # exited, the runtime (runc too) rightly says it is not running: so no check of the last line.
+    # podman also forwards the SIGWINCH as `kill ID 28`; when that call races the container's state,
+    # the runtime (runc too) rightly says it is not running, and podman's error line lands anywhere on
+    # the pty (seen between two lines of the program's output under load): it is podman's, not ours.
+    text = "".join(ln for ln in text.splitlines(keepends=True) if "container not running" not in ln)
     assert "/dev/pts/0\n33 101\n" in text and "got:hello\n40 120\n" in text
 
 
