@@ -349,42 +349,17 @@ class Console:
     """The pty master of a process with process.terminal (what --console-socket receives)."""
 
     def __init__(self) -> None:
-        import socket
+        from .console import ConsoleSocket
 
-        self._dir = tempfile.mkdtemp(prefix="pyruntime-console-")
-        self.socket_path = os.path.join(self._dir, "console.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self._listener.bind(self.socket_path)
-        self._listener.listen(1)
+        self._socket = ConsoleSocket("pyruntime-console-")
+        self.socket_path = self._socket.path
         self.fd = -1
 
     def _receive(self, timeout: float = 30) -> None:
-        import socket
-
-        self._listener.settimeout(timeout)
-        try:
-            conn, _ = self._listener.accept()
-            with conn:
-                conn.settimeout(timeout)
-                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-        except OSError as e:
-            raise RuntimeFailure(f"no terminal received from the container: {e.strerror or e}") from None
-        finally:
-            self._cleanup_socket()
-        if not fds:
-            raise RuntimeFailure("no terminal received from the container")
-        self.fd = fds[0]
-        os.set_inheritable(self.fd, False)
+        self.fd = self._socket.receive(timeout)
 
     def _cleanup_socket(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-            try:
-                os.unlink(self.socket_path)
-            except FileNotFoundError:
-                pass
-            os.rmdir(self._dir)
+        self._socket.close()
 
     def read(self, timeout: float | None = None, size: int = 65536) -> bytes:
         """What the terminal has to read (b"" once the process side is gone); WaitTimeout if nothing

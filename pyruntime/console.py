@@ -115,6 +115,53 @@ def set_winsize(fd: int, rows: int, cols: int) -> None:
     lib.pr_set_winsize(fd, rows, cols)
 
 
+# -- a private console socket ---------------------------------------------------------------------
+class ConsoleSocket:
+    """A --console-socket of our own (foreground `run`/`exec`, the Python API): a listener in a fresh
+    private directory that receives one pty master, then goes."""
+
+    def __init__(self, prefix: str) -> None:
+        import tempfile
+
+        self._dir = tempfile.mkdtemp(prefix=prefix)
+        self.path = os.path.join(self._dir, "console.sock")
+        self._listener: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self._listener.bind(self.path)
+        self._listener.listen(1)
+
+    def receive(self, timeout: float = 30) -> int:
+        """The pty master the container's process sends (not inheritable); the socket is gone after."""
+        if self._listener is None:
+            raise RuntimeFailure("no terminal received from the container")
+        self._listener.settimeout(timeout)
+        try:
+            conn, _ = self._listener.accept()
+            with conn:
+                conn.settimeout(timeout)
+                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        except OSError as e:
+            raise RuntimeFailure(f"no terminal received from the container: {e.strerror or e}") from None
+        finally:
+            self.close()  # one connection is all it takes: nothing left in /tmp from here on
+        if not fds:
+            raise RuntimeFailure("no terminal received from the container")
+        os.set_inheritable(fds[0], False)
+        return fds[0]
+
+    def unlink(self) -> None:
+        """Remove the socket's name and its private directory (a connected client keeps working, and a
+        killed runtime leaves nothing in /tmp)."""
+        import shutil
+
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.unlink()
+
+
 # -- foreground proxy -----------------------------------------------------------------------------
 class ForegroundTerminal:
     """A private console socket, then a proxy between our stdio and the container's pty.
@@ -124,13 +171,8 @@ class ForegroundTerminal:
     mode, copy bytes both ways, follow SIGWINCH, and return the exit code of the process."""
 
     def __init__(self) -> None:
-        import tempfile
-
-        self._dir = tempfile.mkdtemp(prefix="pyruntime-tty-")
-        self.socket_path = os.path.join(self._dir, "console.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self._listener.bind(self.socket_path)
-        self._listener.listen(1)
+        self._socket = ConsoleSocket("pyruntime-tty-")
+        self.socket_path = self._socket.path
         self.master = -1
         self._size_src = -1
         self._saved_attrs: list[Any] | None = None
@@ -146,20 +188,7 @@ class ForegroundTerminal:
         return None
 
     def receive_master(self, timeout: float = 30) -> None:
-        self._listener.settimeout(timeout)
-        try:
-            conn, _ = self._listener.accept()
-            with conn:
-                conn.settimeout(timeout)
-                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-        except OSError as e:
-            raise RuntimeFailure(f"no terminal received from the container: {e.strerror or e}") from None
-        finally:
-            self._remove_socket()  # one connection is all it takes: nothing left in /tmp from here on
-        if not fds:
-            raise RuntimeFailure("no terminal received from the container")
-        self.master = fds[0]
-        os.set_inheritable(self.master, False)
+        self.master = self._socket.receive(timeout)
         # The size before the process starts: it may ask for it at once.
         self._size_src = 0 if os.isatty(0) else 1 if os.isatty(1) else -1
         if self._size_src >= 0:
@@ -271,18 +300,11 @@ class ForegroundTerminal:
         if self.master >= 0:
             os.close(self.master)
             self.master = -1
-        self._remove_socket()
+        self._socket.close()
 
     def unlink_path(self) -> None:
-        """Remove the socket's name (and its private directory) once the one client is connected;
-        the listener keeps working, and a killed runtime leaves nothing in /tmp."""
-        import shutil
-
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _remove_socket(self) -> None:
-        self._listener.close()
-        self.unlink_path()
+        """Remove the socket's name once the one client is connected (see ConsoleSocket.unlink)."""
+        self._socket.unlink()
 
 
 def _foreground(fd: int) -> bool:

@@ -26,7 +26,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "containerd"))
-from private import unmount_under  # noqa: E402
+from private import remove_new_plain_cgroup_dirs, unmount_under  # noqa: E402
 from pyruntime_tests_conftest import ROOTFS, RUNTIME  # noqa: E402
 
 IMAGE = "localhost/pyrt-busybox"
@@ -43,22 +43,6 @@ def _missing() -> str | None:
     if not (ROOTFS / "bin" / "busybox").exists():
         return "bundles/busybox/rootfs is missing (make bundles)"
     return None
-
-
-def remove_new_plain_cgroup_dirs(tops_before: set[str]) -> None:
-    """`podman run` (conmon) makes plain directories in /sys/fs/cgroup's tmpfs for controllers that
-    /proc/cgroups lists but nothing mounts (hybrid hosts): remove the trees that appeared, files first."""
-    for name in set(os.listdir(CGROUP_BASE)) - tops_before:
-        top = CGROUP_BASE / name
-        if top.is_symlink() or not top.is_dir() or os.path.ismount(top):
-            continue
-        for root, _dirs, files in os.walk(top, topdown=False):
-            try:
-                for f in files:
-                    os.unlink(os.path.join(root, f))
-                os.rmdir(root)
-            except OSError:
-                pass
 
 
 def buildah_cgroups() -> set[str]:

@@ -157,3 +157,19 @@ class PrivateDir:
                 except OSError:
                     pass
         return {"processes": left_pids, "mounts": left_mounts}
+
+
+def remove_new_plain_cgroup_dirs(tops_before: set[str]) -> None:
+    """`podman run` (conmon) makes plain directories in /sys/fs/cgroup's tmpfs for controllers that
+    /proc/cgroups lists but nothing mounts (hybrid hosts): remove the trees that appeared, files first."""
+    for name in set(os.listdir("/sys/fs/cgroup")) - tops_before:
+        top = Path("/sys/fs/cgroup", name)
+        if top.is_symlink() or not top.is_dir() or os.path.ismount(top):
+            continue
+        for root, _dirs, files in os.walk(top, topdown=False):
+            try:
+                for f in files:
+                    os.unlink(os.path.join(root, f))
+                os.rmdir(root)
+            except OSError:
+                pass

@@ -28,6 +28,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "tests" / "containerd"))
+from private import remove_new_plain_cgroup_dirs  # noqa: E402  (the engine tiers' shared helpers)
+
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
 CGROUP_BASE = "/sys/fs/cgroup"
@@ -145,12 +148,7 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
     # podman leaves /libpod_parent and /libpod_parent/conmon behind; remove what we caused, if empty
     for d in sorted(libpod_cgroups() - cgroups_before, key=lambda p: -p.count("/")):
         remove_cgroup_dir(d)
-    # for a controller that /proc/cgroups lists but nothing mounts (hybrid hosts: net_cls, hugetlb...),
-    # conmon makes plain directories in /sys/fs/cgroup's tmpfs: the top one goes too if it is ours
-    for name in set(os.listdir(CGROUP_BASE)) - tops_before:
-        top = os.path.join(CGROUP_BASE, name)
-        if os.path.isdir(top) and not os.path.islink(top) and not os.path.ismount(top):
-            remove_cgroup_dir(top)
+    remove_new_plain_cgroup_dirs(tops_before)  # conmon's, for controllers nothing mounts here
     left = sorted(d for d in libpod_cgroups() - cgroups_before if os.path.basename(d).removeprefix("libpod-") in ours)
     assert not leaked, f"conmon processes left after the session: {leaked}"
     assert not left, f"cgroups left after the session: {left}"
