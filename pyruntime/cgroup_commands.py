@@ -7,7 +7,7 @@ import select
 import sys
 import time
 
-from . import cgroups, fastjson
+from . import cgroups, fastjson, freezer
 from .errors import RuntimeFailure
 from .state import Container
 
@@ -26,7 +26,7 @@ def pause(c: Container) -> None:
 
 def resume(c: Container) -> None:
     status = c.status()
-    if status == "stopped" or not cgroups.is_paused(c.cgroup_paths):  # a paused created one reads "created"
+    if status == "stopped" or not freezer.is_paused(c.cgroup_paths):  # a paused created one reads "created"
         raise RuntimeFailure(f"container {c.id} is not paused (it is {status})")
     cgroups.set_frozen(c.cgroup_paths, False)
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import _signal  # the C module: signal.py imports enum (~4 ms)
-import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enums, selectors)
 import os
-import select
 import sys
 
 # spec (with schema), cgroups and hooks are imported where used: start, kill and delete need few of them
 from . import log, state, trace
 from .errors import ConfigError, RuntimeFailure
 from .faults import checkpoint as _checkpoint  # test-only fault injection (issue 8)
-from .proc import write_pid_file
 from .record import dataclass  # dataclasses without its start-up cost (see record.py)
 from .state import Container
 
@@ -152,6 +149,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         c.save()
         _checkpoint("create:done")
         if opts.pid_file:
+            from .proc import write_pid_file
+
             try:
                 write_pid_file(opts.pid_file, pid)
             except OSError as e:
@@ -196,6 +195,8 @@ def _hook_base_state(c: Container) -> dict[str, Any]:
 
 def _listen(c: Container) -> int:
     """The socket `start` connects to; the waiting init accepts on it (no /proc needed in the rootfs)."""
+    import _socket as socket  # the C module: socket.py costs ~2.5 ms to import (enums, selectors)
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(f"/proc/self/fd/{c.dir_fd}/{state.START_SOCKET}")
@@ -211,6 +212,8 @@ def start(c: Container) -> None:
     status = c.status()
     if status != "created":
         raise RuntimeFailure(f"cannot start a container that is {status} (it must be created)")
+    import _socket as socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         _checkpoint("start:before-connect")
@@ -267,6 +270,8 @@ def _read_answer(c: Container, sock: Any) -> bytes:
     """The stub's answer, until EOF. A seccomp listener fd (SCMP_ACT_NOTIFY, filter loaded by the
     stub right before its execve) goes on to listenerPath at once: the program's syscalls may be
     waiting for it. If it cannot, the container cannot run as configured: its init is killed."""
+    import _socket as socket
+
     acked = b""
     while len(acked) < 4096:
         chunk, anc, _flags, _addr = sock.recvmsg(4096, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
@@ -405,6 +410,8 @@ def _destroy(c: Container) -> None:
             # is PID 1 of its namespace stays unexited until every process of the namespace is
             # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
             if not c.cgroup_paths or shared:
+                import select
+
                 select.select([pidfd], [], [], 10)
         except ProcessLookupError:
             pass

@@ -24,23 +24,32 @@ class _Fallback(Exception):
     """This call is click's to handle."""
 
 
+def stamp(pkg_dir: str, files: list[str]) -> list[list[int]]:
+    """[size, mtime in ns] of each file the table was made from (argtable.py records it at
+    generation): a changed definition of the command line makes the table stale. Two stats, where a
+    checksum would read both files and import zlib on every call."""
+    out = []
+    for name in files:
+        st = os.stat(os.path.join(pkg_dir, name))
+        out.append([st.st_size, st.st_mtime_ns])
+    return out
+
+
 def load_table() -> dict[str, Any] | None:
     """The generated table if it matches the click definitions it was made from, else None."""
     try:
         from . import _argtable
     except ImportError:
         return None
-    import zlib
-
-    pkg = os.path.dirname(__file__)
-    crc = 0
     try:
-        for name in _argtable.SOURCES:
-            with open(os.path.join(pkg, name), "rb") as f:
-                crc = zlib.crc32(f.read(), crc)
+        current = stamp(os.path.dirname(__file__), _argtable.SOURCES)
     except OSError:
         return None
-    return _argtable.TABLE if crc == _argtable.STAMP else None
+    if current != _argtable.STAMP:
+        return None
+    import marshal
+
+    return marshal.loads(_argtable.TABLE)
 
 
 def _convert(value: str, vtype: Any) -> Any:

@@ -47,8 +47,43 @@ def write(bin_dir: str) -> str:
     return target
 
 
+def write_module_cache(pkg_dir: str | None = None) -> str:
+    """Compile every module of the package into __main__.MODULE_CACHE (the format is described there)."""
+    import marshal
+
+    from .__main__ import MODULE_CACHE
+
+    pkg_dir = pkg_dir or os.path.dirname(os.path.abspath(pyruntime.__file__))
+    index: dict[str, tuple] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for dirpath, dirnames, filenames in os.walk(pkg_dir):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for filename in sorted(f for f in filenames if f.endswith(".py")):
+            path = os.path.join(dirpath, filename)
+            rel = os.path.relpath(path, pkg_dir)
+            parts = ["pyruntime", *rel[:-3].split(os.sep)]
+            is_pkg = parts[-1] == "__init__"
+            name = ".".join(parts[:-1] if is_pkg else parts)
+            with open(path, "rb") as f:
+                source = f.read()
+            st = os.stat(path)
+            blob = marshal.dumps(compile(source, path, "exec", dont_inherit=True))
+            index[name] = (offset, len(blob), rel, is_pkg, st.st_size, st.st_mtime_ns)
+            blobs.append(blob)
+            offset += len(blob)
+    head = marshal.dumps(index)
+    target = os.path.join(pkg_dir, MODULE_CACHE)
+    tmp = target + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(head).to_bytes(8, "little") + head + b"".join(blobs))
+    os.rename(tmp, target)
+    return target
+
+
 if __name__ == "__main__":
     from . import argtable
 
     print(write(sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(sys.executable)))
     print(argtable.write())
+    print(write_module_cache())  # after the table: it is one of the modules

@@ -109,7 +109,7 @@ class Container:
             return "stopped"
         if os.path.exists(os.path.join(self.path, START_SOCKET)) and self._init_is_stub():
             return "created"
-        from .cgroups import is_paused  # cheap: reads one freezer file
+        from .freezer import is_paused  # cheap: reads one freezer file
 
         if self.cgroup_paths and is_paused(self.cgroup_paths):
             return "paused"

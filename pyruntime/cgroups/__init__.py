@@ -12,12 +12,14 @@ import os
 import select
 import time
 
+from .. import freezer
 from ..errors import ConfigError, RuntimeFailure
-from .base import Manager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .base import Manager  # imported by v1/v2 when a manager is made: delete never needs it
 
 UNIFIED = "unified"
 DEFAULT_PARENT = "/pyruntime"
@@ -371,7 +373,7 @@ def kill_all(paths: dict[str, str], sig: int) -> None:
     A frozen (paused) container is thawed after a SIGKILL: frozen tasks do not die until thawed."""
     from _signal import SIGKILL  # the C module: signal.py imports enum (~4 ms)
 
-    frozen = is_paused(paths)
+    frozen = freezer.is_paused(paths)
     if not (sig == SIGKILL and _cgroup_kill(paths)):
         for pid in pids(paths):
             try:
@@ -466,33 +468,8 @@ def _wait_pids_exit(path: str, timeout: float = 0.1) -> None:
             os.close(fd)
 
 
-def _freezer(paths: dict[str, str]) -> tuple[str, str] | None:
-    for mount_point, path in paths.items():
-        if mount_point.endswith("/freezer"):
-            return "v1", path
-    for path in paths.values():
-        if os.path.exists(f"{path}/cgroup.freeze"):
-            return "v2", path
-    return None
-
-
-def is_paused(paths: dict[str, str]) -> bool:
-    fz = _freezer(paths)
-    if fz is None:
-        return False
-    kind, path = fz
-    try:
-        if kind == "v1":
-            with open(f"{path}/freezer.state") as f:
-                return f.read().strip() == "FROZEN"
-        with open(f"{path}/cgroup.freeze") as f:
-            return f.read().strip() == "1"
-    except FileNotFoundError:
-        return False
-
-
 def set_frozen(paths: dict[str, str], frozen: bool, timeout: float = 10.0) -> None:
-    fz = _freezer(paths)
+    fz = freezer.locate(paths)
     if fz is None:
         raise RuntimeFailure("no freezer available for this container's cgroup")
     kind, path = fz

@@ -27,20 +27,25 @@ INTERPRETER = {"__main__", "_abc", "_codecs", "_frozen_importlib", "_frozen_impo
                "_signal", "_thread", "_warnings", "_weakref", "abc", "builtins", "codecs", "encodings",
                "encodings.aliases", "encodings.utf_8", "io", "marshal", "posix", "sys", "time", "zipimport"}
 
-# os (and its os.path, stat, _collections_abc), the C modules behind fastjson, flock, the CRC of
-# the command-line table's stamp, gc (start-up), `from __future__` (a real import).
+# os (and its os.path, stat, _collections_abc), the C modules behind fastjson, flock, gc (start-up),
+# `from __future__` (a real import).
 BASE = {"__future__", "_collections_abc", "_json", "_stat", "fcntl", "gc", "genericpath", "os", "os.path",
-        "posixpath", "stat", "zlib"}
-# start/kill/delete: the start socket (_socket), waiting on pidfds (select), errno in cgroups.py.
-SIGNAL = BASE | {"_socket", "errno", "select"}
-# create/run/exec: the C extension (cffi's backend), prctl's C module, rlimits, fd passing (_struct).
-SPAWN = SIGNAL | {"_cffi_backend", "_prctl", "resource", "_struct"}
+        "posixpath", "stat"}
+# pause/resume/delete: the cgroups package (errno; select to wait for a freezer or an empty cgroup).
+CGROUPS = BASE | {"errno", "select"}
+# create/run/exec: the start socket (_socket), the C extension (cffi's backend), prctl's C module,
+# rlimits, fd passing (_struct).
+SPAWN = CGROUPS | {"_socket", "_cffi_backend", "_prctl", "resource", "_struct"}
 
-# state: runc's containerState names its owner (pwd, a C module: getpwuid).
+# state: runc's containerState names its owner (pwd, a C module: getpwuid). kill reads the freezer
+# (pyruntime.freezer) but never imports the cgroups package; start connects to the init (_socket).
 BUDGET = {
-    "state": BASE | {"pwd"}, "start": SIGNAL, "kill": SIGNAL, "delete": SIGNAL, "pause": SIGNAL, "resume": SIGNAL,
-    "create": SPAWN, "run": SPAWN, "exec": SPAWN,
+    "state": BASE | {"pwd"}, "start": BASE | {"_socket"}, "kill": BASE, "delete": CGROUPS, "pause": CGROUPS,
+    "resume": CGROUPS, "create": SPAWN, "run": SPAWN, "exec": SPAWN,
 }
+# pyruntime's own modules that a command must not import (its work does not need them).
+NOT_FOR = {"kill": {"pyruntime.cgroups"}, "state": {"pyruntime.cgroups", "pyruntime.container"},
+           "start": {"pyruntime.cgroups"}}
 
 
 def _calls(trace: Path) -> dict[str, set[str]]:
@@ -76,3 +81,4 @@ def test_hot_commands_stay_within_their_import_budget(rt, make_bundle, cid, tmp_
         extra = {m for m in modules - INTERPRETER - BUDGET[command] if not m.startswith("pyruntime")}
         assert not extra, f"{command} imports {sorted(extra)}, outside its budget"
         assert "pyruntime.cli" not in modules and "pyruntime._argtable" in modules, command
+        assert not modules & NOT_FOR.get(command, set()), f"{command} imports {sorted(modules & NOT_FOR[command])}"
