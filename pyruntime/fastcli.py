@@ -144,13 +144,32 @@ def _parse(spec: dict[str, Any], argv: list[str], group: bool) -> tuple[dict[str
     return params, []
 
 
+def _command_spec(table: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A command's entry: the installed table keeps each one marshalled (a call unpacks only its own)."""
+    spec = table["commands"].get(name)
+    if isinstance(spec, bytes):
+        import marshal
+
+        spec = table["commands"][name] = marshal.loads(spec)
+    return spec
+
+
+def full_table() -> dict[str, Any] | None:
+    """The installed table with every command unpacked (for tests and for reading it)."""
+    table = load_table()
+    if table is not None:
+        for name in table["commands"]:
+            _command_spec(table, name)
+    return table
+
+
 def parse(argv: list[str], table: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     """(command, global params, command params) as click would pass them, or None: click's call."""
     try:
         gparams, rest = _parse(table["group"], argv, group=True)
         if not rest:
             return None  # no command: click prints the usage
-        spec = table["commands"].get(rest[0])
+        spec = _command_spec(table, rest[0])
         if spec is None:
             return None
         params, _ = _parse(spec, rest[1:], group=False)
@@ -171,7 +190,7 @@ def main(argv: list[str]) -> int | None:
     from . import commands, trace
 
     trace.mark("cli")
-    func = getattr(commands, table["commands"][name]["callback"], None)
+    func = getattr(commands, _command_spec(table, name)["callback"], None)
     if func is None:
         return None
 
