@@ -10,10 +10,17 @@ APT_PACKAGES := build-essential libffi-dev libseccomp-dev libcap-dev python3.11-
 	docker.io tini buildah
 # (docker.io's postinst starts no daemon where policy-rc.d forbids it, as in containers and CI images;
 # the docker tier starts its own dockerd and never uses /var/lib/docker or /run/docker.sock)
+# apt_install PACKAGES: install those not installed yet (apt-get update only when the first try fails)
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
 ROOTFS := bundles/busybox/rootfs
 SOURCES := $(shell find pyruntime csrc -name '*.py' -o -name '*.c' -o -name '*.h') pyproject.toml setup.py
 
-.PHONY: all setup deps deps-arm64 demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm test-arm64 bench lint clean bundles dev \
+.PHONY: all setup deps deps-arm64 deps-bench demo test compat test-unit test-integration test-podman podman-setup podman-teardown test-security test-vm test-arm64 bench lint clean bundles dev \
 	test-docker test-buildah test-kubernetes test-engines soak
 
 all: setup bundles
@@ -41,12 +48,7 @@ test-arm64: setup deps-arm64
 ARM64_PACKAGES := qemu-system-arm mmdebstrap kmod e2fsprogs busybox-static python3.11
 deps-arm64: .stamp-apt-arm64
 .stamp-apt-arm64:
-	@missing=$$(for p in $(ARM64_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
-	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
-	fi
+	@$(call apt_install,$(ARM64_PACKAGES))
 	@touch $@
 ## attack tests: malicious bundles and images against a real runtime (tests/security/_attack.py)
 test-security: setup bundles
@@ -92,12 +94,7 @@ podman-teardown:
 
 deps: .stamp-apt
 .stamp-apt: Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
-	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 	@touch $@
 
 $(PY):
@@ -133,8 +130,14 @@ compat: setup bundles
 	RUNC_BATS_DIR=$(RUNC_BATS_DIR) RUNC_BATS_OUT=$(COMPAT_OUT)/pyruntime $(RUNC_BATS)/run.sh -t 300 $(CURDIR)/$(VENV)/bin/pyruntime $(FILES) || true
 	$(PY) tests/compat/compare.py $(COMPAT_OUT)/runc/results.tsv $(COMPAT_OUT)/pyruntime/results.tsv
 
-bench: setup bundles
+bench: setup bundles deps-bench
 	$(PY) bench/run.py
+## valgrind: the benchmark's instruction counts (load-independent; bench/run.py --only instructions)
+BENCH_PACKAGES := valgrind
+deps-bench: .stamp-apt-bench
+.stamp-apt-bench:
+	@$(call apt_install,$(BENCH_PACKAGES))
+	@touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check pyruntime tests bench

@@ -2,7 +2,7 @@
 """`make bench`: pyruntime beside runc and crun on the same bundles, interleaved; medians and ratios.
 
 Usage: bench/run.py [--quick] [--rounds N] [--pyruntime PATH] [--only PHASES] [--json FILE]
-PHASES (comma-separated): floor, run, lifecycle, breakdown, rss, many, concurrent, scale, podman.
+PHASES (comma-separated): floor, run, lifecycle, breakdown, rss, many, instructions, concurrent, scale, podman.
 breakdown: where the time of pyruntime's create and run goes, from the timestamps the runtime records
 with PYRUNTIME_TRACE (pyruntime/trace.py), beside runc's totals.
 
@@ -478,6 +478,34 @@ class Bench:
                         for label, ms in phases_of(line["marks"], p).items():
                             self.breakdown_phases.setdefault((what, label), []).append(ms)
 
+    def instructions(self) -> None:
+        """User-space instructions of pyruntime's hot calls and of the bare interpreter, counted by
+        valgrind (callgrind): unlike times, they do not move with the load of a shared machine, so a
+        change's effect shows in one run. (Not for runc: valgrind does not support Go binaries.)"""
+        self.phase("instructions (valgrind): interpreter, state, kill, delete")
+        py = next((rt for rt in self.rts if rt.name == "pyruntime"), None)
+        valgrind = shutil.which("valgrind", path=ENV["PATH"])
+        if py is None or valgrind is None:
+            self.notes.append("instructions skipped: " + ("valgrind not installed" if py else "no pyruntime"))
+            return
+        cid, b = self.bundles.make(py, ["/bin/sleep", "1000"])
+        call(py.argv("create", "--bundle", b, cid))
+        call(py.argv("start", cid))
+        cases = {"python -I -S -c pass": [self.args.python, "-I", "-S", "-c", "pass"],
+                 "state": py.argv("state", cid), "kill (signal 0)": py.argv("kill", cid, "0"),
+                 "start (of a running one: refused)": py.argv("start", cid),
+                 "delete --force (of a missing one)": py.argv("delete", "--force", cid + "-missing")}
+        try:
+            for _ in range(3):
+                for label, argv in cases.items():
+                    p = call([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], check=False)
+                    counted = [ln for ln in p.stderr().splitlines() if "Collected :" in ln]
+                    if counted:
+                        self.res.add(f"instructions: {label}", "floor" if label.startswith("python") else "pyruntime",
+                                     int(counted[-1].split()[-1]) / 1e6, "M")
+        finally:
+            call(py.argv("delete", "--force", cid), check=False)
+
     def floor(self) -> None:
         self.phase("floor: interpreter, import click, nsenter")
         py = self.args.python
@@ -647,7 +675,7 @@ def report(b: Bench, names: list[str]) -> str:
         head.append("pyruntime/crun")
     rows = [head]
     for metric in res.order:
-        if "floor" in res.data[metric]:
+        if "floor" in res.data[metric] or metric.startswith("instructions: "):
             continue
         unit = res.units[metric]
         row = [metric] + [fmt(res.median(metric, n), unit) for n in names]
@@ -662,11 +690,20 @@ def report(b: Bench, names: list[str]) -> str:
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     floor = [f"{m}: {fmt(res.median(m, 'floor'), 'ms')}" for m in res.order if "floor" in res.data[m]
-             and not m.endswith("(CPU)")]
+             and not m.endswith("(CPU)") and not m.startswith("instructions: ")]
     floor_cpu = [f"{m[:-6]}: {fmt(res.median(m, 'floor'), 'ms')}" for m in res.order if "floor" in res.data[m]
                  and m.endswith("(CPU)")]
-    return ("\n".join(lines) + "\nfloor (medians, wall): " + "; ".join(floor) + "\nfloor (medians, CPU): "
+    text = ("\n".join(lines) + "\nfloor (medians, wall): " + "; ".join(floor) + "\nfloor (medians, CPU): "
             + "; ".join(floor_cpu) + "\n")
+    base = res.median("instructions: python -I -S -c pass", "floor") if "instructions: python -I -S -c pass" in \
+        res.data else None
+    if base:
+        counts = [f"{m[len('instructions: '):]} {res.median(m, 'pyruntime'):.1f} M "
+                  f"({res.median(m, 'pyruntime') / base:.2f}x)" for m in res.order
+                  if m.startswith("instructions: ") and "pyruntime" in res.data[m]]
+        text += (f"instructions (valgrind, user space, medians of 3): python -I -S -c pass {base:.1f} M; "
+                 + "; ".join(counts) + "\n")
+    return text
 
 
 def main() -> int:
@@ -674,7 +711,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="few rounds, 10 containers: a fast sanity run")
     ap.add_argument("--rounds", type=int, default=None, help="repetitions of each single command (default 20)")
     ap.add_argument("--pyruntime", default=str(Path(sys.executable).parent / "pyruntime"))
-    ap.add_argument("--only", default="", help="comma-separated phases: floor,run,lifecycle,breakdown,rss,many,"
+    ap.add_argument("--only", default="", help="comma-separated phases: floor,run,lifecycle,breakdown,rss,many,instructions,"
                     "concurrent,scale,podman")
     ap.add_argument("--runtimes", default="pyruntime,runc,crun")
     ap.add_argument("--json", default=None, help="where to write the JSON (default bench/results/<date>.json)")
@@ -725,7 +762,7 @@ def main() -> int:
             bench.notes.append("pyruntime has no `exec` yet: exec measured for the others only")
         phases: dict[str, Callable[[], None]] = {
             "floor": bench.floor, "run": bench.run_true, "lifecycle": bench.lifecycle, "breakdown": bench.breakdown,
-            "rss": bench.rss, "many": bench.many,
+            "rss": bench.rss, "many": bench.many, "instructions": bench.instructions,
             "concurrent": bench.concurrent, "scale": bench.scale,
         }
         only = [p for p in args.only.split(",") if p]
