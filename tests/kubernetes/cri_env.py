@@ -28,6 +28,11 @@ import oci_image  # noqa: E402
 from private import PrivateContainerd, PrivateDir, pids_naming  # noqa: E402
 from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
 
+# gRPC's fork handlers run in every child this pytest process forks once a channel has existed (the
+# podman tier's pty tests fork with a preexec_fn after this tier): in the child they poke gRPC's poller
+# ("epoll_wait error: Bad file descriptor" on the child's terminal) and may hang it before its exec.
+# Nothing here uses gRPC across a fork.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 try:
     import grpc
     from cri_api.v1 import api_pb2 as cri
