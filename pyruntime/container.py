@@ -97,10 +97,16 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             raise ConfigError(file, "linux.cgroupsPath", f"container's cgroup unexpectedly frozen ({frozen}): "
                               "thaw it, or use another cgroup")
         # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
-        cgroup_lock = cgroups.claim(cgroup_paths) if cgroup_paths else -1
+        cgroup_lock, existed = cgroups.claim(cgroup_paths) if cgroup_paths else (-1, False)
     except BaseException:
         c.remove()
         raise
+    if existed and (owner := state.stopped_owner(root, container_id, cgroup_paths)):
+        os.close(cgroup_lock)  # the cgroup stays: it is the other container's (delete removes it)
+        c.remove()
+        rel = next(p[len(m):] for m, p in cgroup_paths.items())
+        raise RuntimeFailure(f"cannot use cgroup {rel} (linux.cgroupsPath): it belongs to container "
+                             f"{owner}, which is stopped but not deleted (delete it first)")
     in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
     if in_use:  # runc 1.1 allows it with a warning; deleting either container must spare the other's processes
         log.warning(f"container's cgroup is not empty: {len(in_use)} process(es) found "
@@ -169,7 +175,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             except RuntimeFailure:
                 pass
         try:
-            _destroy(c)
+            _destroy(c, claimed=cgroup_lock >= 0)
         except RuntimeFailure as cleanup:  # report why create failed; `delete --force` retries this
             log.warning(f"cleaning up after the failed create: {cleanup}")
         raise
@@ -382,21 +388,44 @@ def delete_by_id(root: str, container_id: str, force: bool = False) -> None:
         c.close()  # a refused delete leaves it locked no longer
 
 
-def _destroy(c: Container) -> None:
-    """Kill whatever is left of the container, remove its cgroup and its state dir."""
+def _destroy(c: Container, claimed: bool = False) -> None:
+    """Kill whatever is left of the container, remove its cgroup and its state dir, holding the
+    cgroup's claim as create does (cgroups.lock; claimed: the caller, a failing create, holds it):
+    a create with the same cgroupsPath never joins a cgroup being emptied, nor gets killed by it."""
+    from . import cgroups
+
+    lock = cgroups.lock(c.cgroup_paths) if c.cgroup_paths and not claimed else -1
+    try:
+        # The claimed directory is removed last: if it is gone, so is the rest (or it is not ours
+        # to touch any more: a new container may have made that path since).
+        _kill_and_remove(c, c.cgroup_paths if claimed or lock >= 0 else {})
+        c.remove()  # still under the claim: a create marking this dir shared (state.mark_shared) waits
+    finally:
+        if lock >= 0:
+            os.close(lock)
+
+
+def _kill_and_remove(c: Container, paths: dict[str, str]) -> None:
     from . import cgroups
 
     pidfd = -1
-    if c.init_alive():
+    alive = c.init_alive()
+    if alive:
         try:
             pidfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
-            pidfd = -1
+            alive = False
+    own_ns = _own_pid_namespace(c)
     # A cgroup shared with another container (see state.mark_shared): with a pid namespace of its
-    # own, killing the init kills exactly this container's processes; the cgroup stays if others remain.
-    shared = bool(c.cgroup_paths) and state.is_shared(c.dir_fd) and _own_pid_namespace(c)
-    if c.cgroup_paths and not shared:
-        cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
+    # own, killing the namespace kills exactly this container's processes; the cgroup stays if others remain.
+    shared = bool(paths) and state.is_shared(c.dir_fd) and own_ns
+    mine = {} if shared else paths
+    victims: set[int] = set()
+    if alive or (mine and cgroups.pids(mine)):
+        victims = _release(c, mine, paths, alive, own_ns)
+    if mine:
+        cgroups.kill_all(mine, _signal.SIGKILL)
+    _kill_pids(victims)
     if pidfd >= 0:
         try:
             if c.init_alive():
@@ -404,7 +433,7 @@ def _destroy(c: Container) -> None:
             # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
             # is PID 1 of its namespace stays unexited until every process of the namespace is
             # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
-            if not c.cgroup_paths or shared:
+            if not paths or shared:
                 select.select([pidfd], [], [], 10)
         except ProcessLookupError:
             pass
@@ -413,17 +442,40 @@ def _destroy(c: Container) -> None:
     _checkpoint("delete:killed")
     if shared:
         try:
-            cgroups.remove(c.cgroup_paths, timeout=1.0)
+            cgroups.remove(paths, timeout=1.0)
         except RuntimeFailure:
             log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
-    elif c.cgroup_paths:
+    elif paths:
         try:
-            cgroups.remove(c.cgroup_paths, timeout=2.0)
-        except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
-            cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
-            cgroups.remove(c.cgroup_paths)
+            cgroups.remove(paths, timeout=2.0)
+        except RuntimeFailure:
+            # Something entered after the kill (an orphan of a killed create forking), or a process
+            # left some of the hierarchies (moved, maybe frozen elsewhere): every hierarchy this time.
+            _kill_pids(_release(c, paths, paths, c.init_alive(), own_ns))
+            cgroups.kill_all(paths, _signal.SIGKILL)
+            cgroups.remove(paths)
     _checkpoint("delete:cgroup-removed")
-    c.remove()
+
+
+def _release(c: Container, members: dict[str, str], own: dict[str, str], alive: bool, own_ns: bool) -> set[int]:
+    """The container's processes (in the cgroups `members`, every hierarchy, and its pid namespace),
+    with those frozen in someone else's v1 freezer cgroup moved back into its own (in `own`) so
+    that SIGKILL reaches them."""
+    from .cgroups import reclaim
+
+    victims = reclaim.members(members, c.pid if alive else 0, own_ns)
+    held = reclaim.release_frozen(own, victims)
+    if held:
+        log.debug(f"delete {c.id}: moved processes out of frozen cgroups {sorted(set(held))}")
+    return victims
+
+
+def _kill_pids(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _own_pid_namespace(c: Container) -> bool:
