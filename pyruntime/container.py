@@ -125,6 +125,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         trace.mark("state")
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
+        c.cgroup_inodes = cgroups.inodes(cgroup_paths)  # saved with the pid
         cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
                                             devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
@@ -394,11 +395,13 @@ def _destroy(c: Container, claimed: bool = False) -> None:
     a create with the same cgroupsPath never joins a cgroup being emptied, nor gets killed by it."""
     from . import cgroups
 
-    lock = cgroups.lock(c.cgroup_paths) if c.cgroup_paths and not claimed else -1
+    # As they are now: renamed ones found by their recorded inode, others' new ones at our paths not ours
+    paths = cgroups.resolve(c.cgroup_paths, c.cgroup_inodes)
+    lock = cgroups.lock(paths) if paths and not claimed else -1
     try:
         # The claimed directory is removed last: if it is gone, so is the rest (or it is not ours
         # to touch any more: a new container may have made that path since).
-        _kill_and_remove(c, c.cgroup_paths if claimed or lock >= 0 else {})
+        _kill_and_remove(c, paths if claimed or lock >= 0 else {})
         c.remove()  # still under the claim: a create marking this dir shared (state.mark_shared) waits
     finally:
         if lock >= 0:

@@ -86,6 +86,7 @@ class Container:
     created: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup_paths: dict[str, str] = field(default_factory=dict)
+    cgroup_inodes: dict[str, int] = field(default_factory=dict)  # {mount point: inode}: a renamed one is found
     config: dict[str, Any] = field(default_factory=dict)
     owner: str = "root"
     dir_fd: int = -1
@@ -136,7 +137,7 @@ class Container:
     def save(self) -> None:
         data = {"id": self.id, "bundle": self.bundle, "pid": self.pid, "start_time": self.start_time,
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
-                "cgroup_paths": self.cgroup_paths, "config": self.config}
+                "cgroup_paths": self.cgroup_paths, "cgroup_inodes": self.cgroup_inodes, "config": self.config}
         tmp = f".{STATE_FILE}.tmp"
         view = memoryview(fastjson.dumps(data, compact=True).encode())
         try:
@@ -246,6 +247,7 @@ def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Contai
         c.bundle, c.pid, c.start_time = data["bundle"], data["pid"], data["start_time"]
         c.created, c.annotations = data["created"], data.get("annotations") or {}
         c.cgroup_paths, c.config = data.get("cgroup_paths") or {}, data.get("config") or {}
+        c.cgroup_inodes = data.get("cgroup_inodes") or {}
         c.owner = data.get("owner", "root")
     except (OSError, ValueError, KeyError, TypeError):
         c.complete = False

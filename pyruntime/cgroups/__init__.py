@@ -334,6 +334,49 @@ def _enable_controllers(parent: str) -> None:
                 pass
 
 
+def inodes(paths: dict[str, str]) -> dict[str, int]:
+    """{mount point: inode} of the container's cgroups, recorded so that delete knows them again
+    after a rename (v1 allows one within the parent) and never takes a new cgroup made at the same
+    path for its own."""
+    found = {}
+    for mount_point, path in paths.items():
+        try:
+            found[mount_point] = os.stat(path).st_ino
+        except OSError:
+            continue
+    return found
+
+
+def resolve(paths: dict[str, str], recorded: dict[str, int]) -> dict[str, str]:
+    """The container's cgroups as they are now: a recorded inode found at its path, or renamed
+    beside it; a hierarchy whose cgroup is gone (or replaced by another) is left out. Without
+    recorded inodes (an older state), the paths as recorded."""
+    if not recorded:
+        return paths
+    found = {}
+    for mount_point, path in paths.items():
+        ino = recorded.get(mount_point)
+        if ino is None:
+            found[mount_point] = path
+            continue
+        try:
+            if os.stat(path).st_ino == ino:
+                found[mount_point] = path
+                continue
+        except OSError:
+            pass
+        parent = os.path.dirname(path)
+        try:
+            with os.scandir(parent) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False) and e.inode() == ino:
+                        found[mount_point] = e.path
+                        break
+        except OSError:
+            continue
+    return found
+
+
 def join(paths: dict[str, str], pid: int = 0) -> None:
     """Move pid (0: the caller) into every hierarchy's cgroup."""
     data = str(pid).encode()

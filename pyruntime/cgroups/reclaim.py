@@ -86,11 +86,11 @@ def _state(path: str) -> str:
 
 def release_frozen(paths: dict[str, str], pids: set[int]) -> list[str]:
     """Move each of pids held frozen in a v1 freezer cgroup other than the container's own back
-    into the container's own freezer cgroup (made again if it was removed or renamed). Returns
+    into the container's own freezer cgroup (paths: as cgroups.resolve found them). Returns
     the foreign frozen cgroups that held them (for the message of a delete that still fails)."""
     own = next(((m, p) for m, p in paths.items() if m.endswith("/freezer")), None)
     if own is None:
-        return []
+        return []  # no freezer cgroup of its own left: delete fails on the busy cgroups, naming one
     mount_point, own_path = own
     held: list[str] = []
     for pid in sorted(pids):
@@ -115,8 +115,8 @@ def _ancestor_frozen(mount_point: str, path: str) -> bool:
 def _move(mount_point: str, own_path: str, pid: int, where: str) -> None:
     from . import _mkdir_p
 
-    # Ours by its recorded path (made again if it was removed or renamed; delete removes it). If
-    # the container is paused, the task stays frozen there until the caller thaws it after the kill.
+    # Made again if it went meanwhile (delete removes it). If the container is paused, the task
+    # stays frozen there until the caller thaws it after the kill.
     _mkdir_p(mount_point, own_path)
     try:
         with open(f"{own_path}/cgroup.procs", "w") as f:

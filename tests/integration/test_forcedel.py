@@ -91,7 +91,8 @@ def test_force_delete_kills_processes_frozen_in_a_foreign_freezer_cgroup(rt, mak
 @needs_v1_freezer
 def test_force_delete_kills_processes_frozen_in_its_own_renamed_freezer_cgroup(rt, make_bundle, cid, cgroup_parent):
     """The container's own freezer cgroup renamed (v1 allows it within the parent) and frozen: its
-    recorded path is gone, the processes are found through the pid namespace and killed."""
+    recorded path is gone; delete finds it by its inode (recorded at create), thaws it after the
+    kill as for a paused container, and removes it."""
     own, pids = _start_two(rt, make_bundle, cid, cgroup_parent)
     moved = own.with_name("c-moved")
     own.rename(moved)
@@ -102,6 +103,7 @@ def test_force_delete_kills_processes_frozen_in_its_own_renamed_freezer_cgroup(r
         assert cid not in rt.ids()
         assert all(_gone(fd) for fd in pidfds.values()), "the container's processes survived delete --force"
         assert not cgroup_dirs(f"{cgroup_parent}/c"), "the container's cgroups were left"
+        assert not moved.exists(), "the renamed cgroup was left"
     finally:
         _cleanup(moved, pidfds)
 
@@ -169,3 +171,34 @@ def test_delete_waits_for_the_cgroup_claim(rt, make_bundle, cid, cgroup_parent):
         for fd in fds:
             os.close(fd)
 
+
+
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/cpu/cgroup.procs").exists(), reason="needs a cgroup v1 cpu hierarchy")
+def test_delete_knows_its_cgroup_by_inode_not_by_path(rt, make_bundle, cid, cgroup_parent):
+    """The container's cpu cgroup renamed, and a new cgroup made at its old path by someone else:
+    delete removes the renamed one (its own) and leaves the new one and its process alone."""
+    _own, pids = _start_two(rt, make_bundle, cid, cgroup_parent)
+    cpu = Path("/sys/fs/cgroup/cpu") / cgroup_parent.lstrip("/")
+    (cpu / "c").rename(cpu / "c-moved")
+    other = cpu / "c"
+    other.mkdir()
+    bystander = subprocess.Popen(["sleep", "1000"])
+    pidfds = {pid: os.pidfd_open(pid) for pid in pids}
+    try:
+        (other / "cgroup.procs").write_text(str(bystander.pid))
+        rt("delete", "--force", cid)
+        assert all(_gone(fd) for fd in pidfds.values())
+        assert not (cpu / "c-moved").exists()
+        assert _procs(other) == [bystander.pid] and bystander.poll() is None
+    finally:
+        for pid, fd in pidfds.items():
+            if not _gone(fd):
+                os.kill(pid, 9)
+            os.close(fd)
+        bystander.kill()
+        bystander.wait()
+        wait_until(lambda: not _procs(other), what=f"{other} to empty")
+        other.rmdir()
+        if (cpu / "c-moved").exists():
+            wait_until(lambda: not _procs(cpu / "c-moved"), what="c-moved to empty")
+            (cpu / "c-moved").rmdir()
