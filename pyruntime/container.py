@@ -423,41 +423,69 @@ def _kill_and_remove(c: Container, paths: dict[str, str]) -> None:
     # own, killing the namespace kills exactly this container's processes; the cgroup stays if others remain.
     shared = bool(paths) and state.is_shared(c.dir_fd) and own_ns
     mine = {} if shared else paths
+    # Processes frozen in someone else's freezer cgroup get SIGKILL only once back in ours (see
+    # cgroups/reclaim.py). Cheap first: the init and what the cgroup holds; the whole pid namespace
+    # (a /proc scan) only when sharing the cgroup, or when the init outlives the cgroup below.
     victims: set[int] = set()
-    if alive or (mine and cgroups.pids(mine)):
-        victims = _release(c, mine, paths, alive, own_ns)
+    if shared and alive:
+        victims = _release(c, {}, paths, alive, own_ns)
+    elif alive or mine:
+        victims = set(cgroups.pids(mine)) if mine else set()
+        if alive:
+            victims.add(c.pid)
+        if victims:
+            _release_frozen(c, paths, victims)
     if mine:
         cgroups.kill_all(mine, _signal.SIGKILL)
     _kill_pids(victims)
-    if pidfd >= 0:
-        try:
-            if c.init_alive():
-                _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
-            # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
-            # is PID 1 of its namespace stays unexited until every process of the namespace is
-            # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
-            if not paths or shared:
-                select.select([pidfd], [], [], 10)
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(pidfd)
-    _checkpoint("delete:killed")
-    if shared:
-        try:
-            cgroups.remove(paths, timeout=1.0)
-        except RuntimeFailure:
-            log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
-    elif paths:
-        try:
-            cgroups.remove(paths, timeout=2.0)
-        except RuntimeFailure:
-            # Something entered after the kill (an orphan of a killed create forking), or a process
-            # left some of the hierarchies (moved, maybe frozen elsewhere): every hierarchy this time.
-            _kill_pids(_release(c, paths, paths, c.init_alive(), own_ns))
-            cgroups.kill_all(paths, _signal.SIGKILL)
+    try:
+        if pidfd >= 0:
+            try:
+                if c.init_alive():
+                    _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
+                # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
+                # is PID 1 of its namespace stays unexited until every process of the namespace is
+                # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
+                if not paths or shared:
+                    select.select([pidfd], [], [], 10)
+            except ProcessLookupError:
+                pass
+        _checkpoint("delete:killed")
+        if shared:
+            try:
+                cgroups.remove(paths, timeout=1.0)
+            except RuntimeFailure:
+                log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
+        elif paths:
+            # The claimed directory stays until the very end: a create waiting for it never
+            # makes a new one while this delete may still make one of ours again (below).
+            try:
+                cgroups.remove(paths, timeout=2.0, keep_claimed=True)
+            except RuntimeFailure:
+                # Something entered after the kill (an orphan of a killed create forking), or a process
+                # left some of the hierarchies (moved, maybe frozen elsewhere): every hierarchy this time.
+                _kill_pids(_release(c, paths, paths, c.init_alive(), own_ns))
+                cgroups.kill_all(paths, _signal.SIGKILL)
+                cgroups.remove(paths, keep_claimed=True)
+        if pidfd >= 0 and own_ns and not shared and not select.select([pidfd], [], [], 0)[0]:
+            # The init is still exiting: it waits for every process of its namespace, one of which
+            # may have left all our cgroups and be frozen elsewhere (it would never die). Taking it
+            # back may make our freezer cgroup again: removed below with the rest.
+            _kill_pids(_release(c, {}, paths, True, own_ns))
+        if paths and not shared:
             cgroups.remove(paths)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
     _checkpoint("delete:cgroup-removed")
+
+
+def _release_frozen(c: Container, own: dict[str, str], pids: set[int]) -> None:
+    from .cgroups import reclaim
+
+    held = reclaim.release_frozen(own, pids)
+    if held:
+        log.debug(f"delete {c.id}: moved processes out of frozen cgroups {sorted(set(held))}")
 
 
 def _release(c: Container, members: dict[str, str], own: dict[str, str], alive: bool, own_ns: bool) -> set[int]:
@@ -467,9 +495,7 @@ def _release(c: Container, members: dict[str, str], own: dict[str, str], alive: 
     from .cgroups import reclaim
 
     victims = reclaim.members(members, c.pid if alive else 0, own_ns)
-    held = reclaim.release_frozen(own, victims)
-    if held:
-        log.debug(f"delete {c.id}: moved processes out of frozen cgroups {sorted(set(held))}")
+    _release_frozen(c, own, victims)
     return victims
 
 

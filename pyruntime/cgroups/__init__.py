@@ -172,8 +172,10 @@ def _expire(_signum: int, _frame: Any) -> None:
 
 
 def _flock_bounded(fd: int, timeout: float, path: str) -> None:
-    """flock(LOCK_EX), given up after timeout seconds (a blocking flock interrupted by a timer, so
-    the waiter shows in /proc/locks and is woken at once when the holder lets go)."""
+    """flock(LOCK_EX), given up after timeout seconds. From the command line: a blocking flock
+    interrupted by a timer (the waiter is woken at once when the holder lets go, and shows in
+    /proc/locks). Where SIGALRM is not ours to use (the Python API in a thread, or a program with
+    its own timer): LOCK_NB retried."""
     import _signal
     import fcntl
 
@@ -182,13 +184,29 @@ def _flock_bounded(fd: int, timeout: float, path: str) -> None:
         return
     except BlockingIOError:
         pass
-    old = _signal.signal(_signal.SIGALRM, _expire)
+    busy = RuntimeFailure(f"cgroup {path} is held by another create or delete of a container "
+                          f"with this cgroupsPath (waited {timeout:g}s)")
+    old = None
+    if _signal.getsignal(_signal.SIGALRM) == _signal.SIG_DFL and _signal.getitimer(_signal.ITIMER_REAL) == (0.0, 0.0):
+        try:
+            old = _signal.signal(_signal.SIGALRM, _expire)
+        except ValueError:  # not the main thread
+            old = None
+    if old is None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise busy from None
+                time.sleep(0.01)
     _signal.setitimer(_signal.ITIMER_REAL, timeout)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
     except _Expired:
-        raise RuntimeFailure(f"cgroup {path} is held by another create or delete of a container "
-                             f"with this cgroupsPath (waited {timeout:g}s)") from None
+        raise busy from None
     finally:
         _signal.setitimer(_signal.ITIMER_REAL, 0)
         _signal.signal(_signal.SIGALRM, old)
@@ -500,11 +518,12 @@ def _cgroup_kill(paths: dict[str, str]) -> bool:
     return False
 
 
-def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
-    """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave."""
+def remove(paths: dict[str, str], timeout: float = 5.0, keep_claimed: bool = False) -> None:
+    """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave. The one
+    create's claim and delete's lock() are taken on goes last (keep_claimed: not yet)."""
     deadline = time.monotonic() + timeout
-    claimed = _tracking_order(paths)[0]  # last: create's claim and delete's lock() are taken on it
-    tops = [p for p in paths.values() if p != claimed] + [claimed]
+    claimed = _tracking_order(paths)[0]
+    tops = [p for p in paths.values() if p != claimed] + ([] if keep_claimed else [claimed])
     for path in [d for top in tops for d in _subtree(top)]:
         while True:
             try:

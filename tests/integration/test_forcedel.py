@@ -202,3 +202,43 @@ def test_delete_knows_its_cgroup_by_inode_not_by_path(rt, make_bundle, cid, cgro
         if (cpu / "c-moved").exists():
             wait_until(lambda: not _procs(cpu / "c-moved"), what="c-moved to empty")
             (cpu / "c-moved").rmdir()
+
+
+def _hierarchy_roots() -> dict[str, Path]:
+    """{mount point name: mount point} of every cgroup hierarchy but the freezer."""
+    roots = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            mp = Path(left.split()[4])
+            if mp != FREEZER:
+                roots[mp.name] = mp
+    return roots
+
+
+@needs_v1_freezer
+@pytest.mark.parametrize("left", ["pids-and-unified", "every-hierarchy"])
+def test_force_delete_finds_a_frozen_process_that_left_its_cgroups(rt, make_bundle, cid, cgroup_parent, left):
+    """The container's second process leaves its cgroups (to the hierarchies' roots: some of them,
+    or all, then only its pid namespace says it is the container's) and is frozen in a foreign
+    freezer cgroup. delete --force still kills it and removes everything."""
+    own, pids = _start_two(rt, make_bundle, cid, cgroup_parent)
+    init = rt.state(cid)["pid"]
+    child = next(p for p in pids if p != init)
+    roots = _hierarchy_roots()
+    if left != "every-hierarchy":
+        roots = {k: v for k, v in roots.items() if k in ("pids", "unified")}
+    foreign = FREEZER / f"pyruntime-test-foreign-{uuid.uuid4().hex[:12]}"
+    foreign.mkdir()
+    pidfds = {pid: os.pidfd_open(pid) for pid in pids}
+    try:
+        for root in roots.values():
+            (root / "cgroup.procs").write_text(str(child))
+        (foreign / "cgroup.procs").write_text(str(child))
+        _freeze(foreign)
+        rt("delete", "--force", cid)
+        assert cid not in rt.ids()
+        wait_until(lambda: all(_gone(fd) for fd in pidfds.values()), what="the container's processes to die")
+        assert not cgroup_dirs(f"{cgroup_parent}/c"), "the container's cgroups were left"
+    finally:
+        _cleanup(foreign, pidfds)
