@@ -435,6 +435,11 @@ def _kill_and_remove(c: Container, paths: dict[str, str]) -> None:
             victims.add(c.pid)
         if victims:
             _release_frozen(c, paths, victims)
+    if paths and victims and (held := _frozen_ancestor(paths)):
+        if pidfd >= 0:
+            os.close(pidfd)
+        raise RuntimeFailure(f"cannot kill the processes of container {c.id}: its freezer cgroup is held "
+                             f"frozen by {held} (an ancestor, not its own); thaw that and delete again")
     if mine:
         cgroups.kill_all(mine, _signal.SIGKILL)
     _kill_pids(victims)
@@ -478,6 +483,12 @@ def _kill_and_remove(c: Container, paths: dict[str, str]) -> None:
         if pidfd >= 0:
             os.close(pidfd)
     _checkpoint("delete:cgroup-removed")
+
+
+def _frozen_ancestor(paths: dict[str, str]) -> str | None:
+    from .cgroups import reclaim
+
+    return reclaim.frozen_ancestor(paths)
 
 
 def _release_frozen(c: Container, own: dict[str, str], pids: set[int]) -> None:

@@ -493,7 +493,7 @@ def kill_all(paths: dict[str, str], sig: int) -> None:
     A frozen (paused) container is thawed after a SIGKILL: frozen tasks do not die until thawed."""
     from _signal import SIGKILL  # the C module: signal.py imports enum (~4 ms)
 
-    frozen = is_paused(paths)
+    frozen = is_paused(paths, freezing=True)  # FREEZING too: a task that resists the freeze keeps it so
     if not (sig == SIGKILL and _cgroup_kill(paths)):
         for pid in pids(paths):
             try:
@@ -601,7 +601,7 @@ def _freezer(paths: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def is_paused(paths: dict[str, str]) -> bool:
+def is_paused(paths: dict[str, str], freezing: bool = False) -> bool:
     fz = _freezer(paths)
     if fz is None:
         return False
@@ -609,7 +609,7 @@ def is_paused(paths: dict[str, str]) -> bool:
     try:
         if kind == "v1":
             with open(f"{path}/freezer.state") as f:
-                return f.read().strip() == "FROZEN"
+                return f.read().strip() in (("FROZEN", "FREEZING") if freezing else ("FROZEN",))
         with open(f"{path}/cgroup.freeze") as f:
             return f.read().strip() == "1"
     except FileNotFoundError:

@@ -104,7 +104,7 @@ def release_frozen(paths: dict[str, str], pids: set[int]) -> list[str]:
     return held
 
 
-def _ancestor_frozen(mount_point: str, path: str) -> bool:
+def _ancestor_frozen(_mount_point: str, path: str) -> bool:
     try:
         with open(f"{path}/freezer.parent_freezing") as f:
             return f.read().strip() == "1"
@@ -127,3 +127,21 @@ def _move(mount_point: str, own_path: str, pid: int, where: str) -> None:
         raise RuntimeFailure(f"process {pid} of the container is frozen in {where} (not its cgroup) "
                              f"and cannot be moved back to {own_path}: {(e.strerror or str(e)).lower()}; "
                              "thaw that cgroup and delete again") from None
+
+
+def frozen_ancestor(paths: dict[str, str]) -> str | None:
+    """An ancestor freezer cgroup that holds the container's own one frozen (someone froze a
+    parent, e.g. a pod's): thawing it is not the container's to do, so delete refuses, naming it."""
+    own = next(((m, p) for m, p in paths.items() if m.endswith("/freezer")), None)
+    if own is None or not _ancestor_frozen(*own):
+        return None
+    mount_point, d = own
+    while d != mount_point:
+        d = os.path.dirname(d)
+        try:
+            with open(f"{d}/freezer.self_freezing") as f:
+                if f.read().strip() == "1":
+                    return d
+        except OSError:
+            return None
+    return None

@@ -242,3 +242,29 @@ def test_force_delete_finds_a_frozen_process_that_left_its_cgroups(rt, make_bund
         assert not cgroup_dirs(f"{cgroup_parent}/c"), "the container's cgroups were left"
     finally:
         _cleanup(foreign, pidfds)
+
+
+@needs_v1_freezer
+def test_force_delete_refuses_a_freezer_frozen_by_an_ancestor(rt, make_bundle, cid, cgroup_parent):
+    """A parent cgroup frozen by someone else (e.g. a pod's) holds the container's own freezer frozen:
+    thawing it is not the container's to do. delete fails at once with one line naming it, and
+    goes through once it is thawed."""
+    _own, pids = _start_two(rt, make_bundle, cid, cgroup_parent)
+    parent = FREEZER / cgroup_parent.lstrip("/")
+    pidfds = {pid: os.pidfd_open(pid) for pid in pids}
+    try:
+        _freeze(parent)
+        proc = rt("delete", "--force", cid, check=False)
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(parent) in lines[0] and "ancestor" in lines[0], proc.stderr
+        assert rt.ids() == [cid] and not any(_gone(fd) for fd in pidfds.values())
+        (parent / "freezer.state").write_text("THAWED")
+        rt("delete", "--force", cid)
+        assert all(_gone(fd) for fd in pidfds.values())
+    finally:
+        (parent / "freezer.state").write_text("THAWED")
+        for pid, fd in pidfds.items():
+            if not _gone(fd):
+                os.kill(pid, 9)
+            os.close(fd)
