@@ -400,8 +400,9 @@ def _destroy(c: Container, claimed: bool = False) -> None:
     lock = cgroups.lock(paths) if paths and not claimed else -1
     try:
         # The claimed directory is removed last: if it is gone, so is the rest (or it is not ours
-        # to touch any more: a new container may have made that path since).
-        _kill_and_remove(c, paths if claimed or lock >= 0 else {})
+        # to touch any more: a new container may have made that path since). A state written
+        # before inodes were recorded (and before that order) keeps its paths, as it always did.
+        _kill_and_remove(c, paths if claimed or lock >= 0 or not c.cgroup_inodes else {})
         c.remove()  # still under the claim: a create marking this dir shared (state.mark_shared) waits
     finally:
         if lock >= 0:

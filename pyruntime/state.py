@@ -10,7 +10,6 @@ anything was forked holds whatever the dead runtime left running.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
@@ -169,6 +168,8 @@ class Container:
             except FileNotFoundError:
                 pass
             except OSError as e:
+                import errno  # here: `state` and `list` keep to their import budget
+
                 if e.errno == errno.ENOTEMPTY:
                     continue
                 raise
