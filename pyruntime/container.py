@@ -94,10 +94,16 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             raise ConfigError(file, "linux.cgroupsPath", f"container's cgroup unexpectedly frozen ({frozen}): "
                               "thaw it, or use another cgroup")
         # held until the init has joined: creates sharing the cgroup take turns (closed with fds)
-        cgroup_lock = cgroups.claim(cgroup_paths) if cgroup_paths else -1
+        cgroup_lock, existed = cgroups.claim(cgroup_paths) if cgroup_paths else (-1, False)
     except BaseException:
         c.remove()
         raise
+    if existed and (owner := state.stopped_owner(root, container_id, cgroup_paths)):
+        os.close(cgroup_lock)  # the cgroup stays: it is the other container's (delete removes it)
+        c.remove()
+        rel = next(p[len(m):] for m, p in cgroup_paths.items())
+        raise RuntimeFailure(f"cannot use cgroup {rel} (linux.cgroupsPath): it belongs to container "
+                             f"{owner}, which is stopped but not deleted (delete it first)")
     in_use = cgroups.pids(cgroup_paths) if cgroup_paths else []
     if in_use:  # runc 1.1 allows it with a warning; deleting either container must spare the other's processes
         log.warning(f"container's cgroup is not empty: {len(in_use)} process(es) found "
@@ -116,6 +122,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         trace.mark("state")
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
+        c.cgroup_inodes = cgroups.inodes(cgroup_paths)  # saved with the pid
         cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
                                             devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
@@ -168,7 +175,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             except RuntimeFailure:
                 pass
         try:
-            _destroy(c)
+            _destroy(c, claimed=cgroup_lock >= 0)
         except RuntimeFailure as cleanup:  # report why create failed; `delete --force` retries this
             log.warning(f"cleaning up after the failed create: {cleanup}")
         raise
@@ -387,50 +394,136 @@ def delete_by_id(root: str, container_id: str, force: bool = False) -> None:
         c.close()  # a refused delete leaves it locked no longer
 
 
-def _destroy(c: Container) -> None:
-    """Kill whatever is left of the container, remove its cgroup and its state dir."""
+def _destroy(c: Container, claimed: bool = False) -> None:
+    """Kill whatever is left of the container, remove its cgroup and its state dir, holding the
+    cgroup's claim as create does (cgroups.lock; claimed: the caller, a failing create, holds it):
+    a create with the same cgroupsPath never joins a cgroup being emptied, nor gets killed by it."""
+    from . import cgroups
+
+    # As they are now: renamed ones found by their recorded inode, others' new ones at our paths not ours
+    paths = cgroups.resolve(c.cgroup_paths, c.cgroup_inodes)
+    lock = cgroups.lock(paths) if paths and not claimed else -1
+    try:
+        # The claimed directory is removed last: if it is gone, so is the rest (or it is not ours
+        # to touch any more: a new container may have made that path since). A state written
+        # before inodes were recorded (and before that order) keeps its paths, as it always did.
+        _kill_and_remove(c, paths if claimed or lock >= 0 or not c.cgroup_inodes else {})
+        c.remove()  # still under the claim: a create marking this dir shared (state.mark_shared) waits
+    finally:
+        if lock >= 0:
+            os.close(lock)
+
+
+def _kill_and_remove(c: Container, paths: dict[str, str]) -> None:
+    import select
+
     from . import cgroups
 
     pidfd = -1
-    if c.init_alive():
+    alive = c.init_alive()
+    if alive:
         try:
             pidfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
-            pidfd = -1
+            alive = False
+    own_ns = _own_pid_namespace(c)
     # A cgroup shared with another container (see state.mark_shared): with a pid namespace of its
-    # own, killing the init kills exactly this container's processes; the cgroup stays if others remain.
-    shared = bool(c.cgroup_paths) and state.is_shared(c.dir_fd) and _own_pid_namespace(c)
-    if c.cgroup_paths and not shared:
-        cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
-    if pidfd >= 0:
-        try:
-            if c.init_alive():
-                _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
-            # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
-            # is PID 1 of its namespace stays unexited until every process of the namespace is
-            # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
-            if not c.cgroup_paths or shared:
-                import select
+    # own, killing the namespace kills exactly this container's processes; the cgroup stays if others remain.
+    shared = bool(paths) and state.is_shared(c.dir_fd) and own_ns
+    mine = {} if shared else paths
+    # Processes frozen in someone else's freezer cgroup get SIGKILL only once back in ours (see
+    # cgroups/reclaim.py). Cheap first: the init and what the cgroup holds; the whole pid namespace
+    # (a /proc scan) only when sharing the cgroup, or when the init outlives the cgroup below.
+    victims: set[int] = set()
+    if shared and alive:
+        victims = _release(c, {}, paths, alive, own_ns)
+    elif alive or mine:
+        victims = set(cgroups.pids(mine)) if mine else set()
+        if alive:
+            victims.add(c.pid)
+        if victims:
+            _release_frozen(c, paths, victims)
+    if paths and victims and (held := _frozen_ancestor(paths)):
+        if pidfd >= 0:
+            os.close(pidfd)
+        raise RuntimeFailure(f"cannot kill the processes of container {c.id}: its freezer cgroup is held "
+                             f"frozen by {held} (an ancestor, not its own); thaw that and delete again")
+    if mine:
+        cgroups.kill_all(mine, _signal.SIGKILL)
+    _kill_pids(victims)
+    try:
+        if pidfd >= 0:
+            try:
+                if c.init_alive():
+                    _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
+                # With a cgroup, its emptiness is what counts (cgroups.remove waits for it): an init that
+                # is PID 1 of its namespace stays unexited until every process of the namespace is
+                # reaped, which for an orphaned `exec` child is up to the host's init (seconds here).
+                if not paths or shared:
+                    select.select([pidfd], [], [], 10)
+            except ProcessLookupError:
+                pass
+        _checkpoint("delete:killed")
+        if shared:
+            try:
+                cgroups.remove(paths, timeout=1.0)
+            except RuntimeFailure:
+                log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
+        elif paths:
+            # The claimed directory stays until the very end: a create waiting for it never
+            # makes a new one while this delete may still make one of ours again (below).
+            try:
+                cgroups.remove(paths, timeout=2.0, keep_claimed=True)
+            except RuntimeFailure:
+                # Something entered after the kill (an orphan of a killed create forking), or a process
+                # left some of the hierarchies (moved, maybe frozen elsewhere): every hierarchy this time.
+                _kill_pids(_release(c, paths, paths, c.init_alive(), own_ns))
+                cgroups.kill_all(paths, _signal.SIGKILL)
+                cgroups.remove(paths, keep_claimed=True)
+        if pidfd >= 0 and own_ns and not shared and not select.select([pidfd], [], [], 0)[0]:
+            # The init is still exiting: it waits for every process of its namespace, one of which
+            # may have left all our cgroups and be frozen elsewhere (it would never die). Taking it
+            # back may make our freezer cgroup again: removed below with the rest.
+            _kill_pids(_release(c, {}, paths, True, own_ns))
+        if paths and not shared:
+            cgroups.remove(paths)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    _checkpoint("delete:cgroup-removed")
 
-                select.select([pidfd], [], [], 10)
+
+def _frozen_ancestor(paths: dict[str, str]) -> str | None:
+    from .cgroups import reclaim
+
+    return reclaim.frozen_ancestor(paths)
+
+
+def _release_frozen(c: Container, own: dict[str, str], pids: set[int]) -> None:
+    from .cgroups import reclaim
+
+    held = reclaim.release_frozen(own, pids)
+    if held:
+        log.debug(f"delete {c.id}: moved processes out of frozen cgroups {sorted(set(held))}")
+
+
+def _release(c: Container, members: dict[str, str], own: dict[str, str], alive: bool, own_ns: bool) -> set[int]:
+    """The container's processes (in the cgroups `members`, every hierarchy, and its pid namespace),
+    with those frozen in someone else's v1 freezer cgroup moved back into its own (in `own`) so
+    that SIGKILL reaches them."""
+    from .cgroups import reclaim
+
+    victims = reclaim.members(members, c.pid if alive else 0, own_ns)
+    _release_frozen(c, own, victims)
+    return victims
+
+
+def _kill_pids(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, _signal.SIGKILL)
         except ProcessLookupError:
             pass
-        finally:
-            os.close(pidfd)
-    _checkpoint("delete:killed")
-    if shared:
-        try:
-            cgroups.remove(c.cgroup_paths, timeout=1.0)
-        except RuntimeFailure:
-            log.warning(f"the cgroup of {c.id} still holds other processes (a shared cgroup): left in place")
-    elif c.cgroup_paths:
-        try:
-            cgroups.remove(c.cgroup_paths, timeout=2.0)
-        except RuntimeFailure:  # something entered after the kill (an orphan of a killed create forking)
-            cgroups.kill_all(c.cgroup_paths, _signal.SIGKILL)
-            cgroups.remove(c.cgroup_paths)
-    _checkpoint("delete:cgroup-removed")
-    c.remove()
 
 
 def _own_pid_namespace(c: Container) -> bool:

@@ -16,7 +16,8 @@ def locate(paths: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def is_paused(paths: dict[str, str]) -> bool:
+def is_paused(paths: dict[str, str], freezing: bool = False) -> bool:
+    """Frozen (v1 FROZEN, v2 cgroup.freeze 1); with freezing, a v1 freezer still FREEZING counts too."""
     fz = locate(paths)
     if fz is None:
         return False
@@ -24,7 +25,7 @@ def is_paused(paths: dict[str, str]) -> bool:
     try:
         if kind == "v1":
             with open(f"{path}/freezer.state") as f:
-                return f.read().strip() == "FROZEN"
+                return f.read().strip() in (("FROZEN", "FREEZING") if freezing else ("FROZEN",))
         with open(f"{path}/cgroup.freeze") as f:
             return f.read().strip() == "1"
     except FileNotFoundError:

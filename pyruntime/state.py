@@ -85,6 +85,7 @@ class Container:
     created: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup_paths: dict[str, str] = field(default_factory=dict)
+    cgroup_inodes: dict[str, int] = field(default_factory=dict)  # {mount point: inode}: a renamed one is found
     config: dict[str, Any] = field(default_factory=dict)
     owner: str = "root"
     dir_fd: int = -1
@@ -135,7 +136,7 @@ class Container:
     def save(self) -> None:
         data = {"id": self.id, "bundle": self.bundle, "pid": self.pid, "start_time": self.start_time,
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
-                "cgroup_paths": self.cgroup_paths, "config": self.config}
+                "cgroup_paths": self.cgroup_paths, "cgroup_inodes": self.cgroup_inodes, "config": self.config}
         tmp = f".{STATE_FILE}.tmp"
         view = memoryview(fastjson.dumps(data, compact=True).encode())
         try:
@@ -156,15 +157,23 @@ class Container:
 
     def remove(self) -> None:
         """Remove the state directory (its lock goes with the last fd)."""
-        for name in os.listdir(self.dir_fd):
+        for _attempt in range(3):  # a create sharing the cgroup may add its mark meanwhile (mark_shared)
+            for name in os.listdir(self.dir_fd):
+                try:
+                    os.unlink(name, dir_fd=self.dir_fd)
+                except (IsADirectoryError, FileNotFoundError):
+                    pass
             try:
-                os.unlink(name, dir_fd=self.dir_fd)
-            except IsADirectoryError:
+                os.rmdir(self.path)
+            except FileNotFoundError:
                 pass
-        try:
-            os.rmdir(self.path)
-        except FileNotFoundError:
-            pass
+            except OSError as e:
+                import errno  # here: `state` and `list` keep to their import budget
+
+                if e.errno == errno.ENOTEMPTY:
+                    continue
+                raise
+            break
         self.close()
 
 
@@ -239,6 +248,7 @@ def _read(root: str, container_id: str, fd: int, locked: bool = False) -> Contai
         c.bundle, c.pid, c.start_time = data["bundle"], data["pid"], data["start_time"]
         c.created, c.annotations = data["created"], data.get("annotations") or {}
         c.cgroup_paths, c.config = data.get("cgroup_paths") or {}, data.get("config") or {}
+        c.cgroup_inodes = data.get("cgroup_inodes") or {}
         c.owner = data.get("owner", "root")
     except (OSError, ValueError, KeyError, TypeError):
         c.complete = False
@@ -275,22 +285,40 @@ def mark_shared(root: str, container_id: str, dir_fd: int, paths: dict[str, str]
 
 
 def _mark_other(path: str) -> None:
-    """Under a shared lock of its state dir, so a delete removing it never finds a new file there.
-    Never blocking: a create holding its lock may be waiting for our cgroup claim."""
+    """Under a shared lock of its state dir where we can get it, never blocking: a delete of that
+    container may hold its lock while it waits for the cgroup claim we hold (delete removes the
+    state dir under the claim too, so it never finds a new file there)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        for _attempt in range(100):
+        for _attempt in range(10):
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                time.sleep(0.01)  # a short command (update, pause, delete) holds it
-        else:
-            return
+                time.sleep(0.01)  # a short command (update, pause) holds it, or a delete waiting for us
         if os.fstat(fd).st_nlink:
             os.close(os.open(SHARED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=fd))
     finally:
         os.close(fd)
+
+
+def stopped_owner(root: str, container_id: str, paths: dict[str, str]) -> str | None:
+    """A container of this --root that records the same cgroup and is stopped but not deleted: its
+    cgroup is not free (its delete would empty and remove it under a new container). Running ones
+    may share it (runc 1.1 warns, see mark_shared)."""
+    for other in list_ids(root):
+        if other == container_id:
+            continue
+        try:
+            c = load(root, other, lock=False)
+        except (RuntimeFailure, OSError):
+            continue  # gone meanwhile
+        try:
+            if c.cgroup_paths == paths and c.status() == "stopped":
+                return other
+        finally:
+            c.close()
+    return None
 
 
 def is_shared(dir_fd: int) -> bool:

@@ -107,16 +107,19 @@ def create(paths: dict[str, str]) -> None:
         _mkdir_p(mount_point, path, unified_host)
 
 
-def claim(paths: dict[str, str]) -> int:
-    """Make the cgroup in one fixed hierarchy and flock it exclusively; returns the fd. Creates that
-    share a cgroupsPath hold it from their in-use check until their init has joined, so two of them
-    can never both find it empty."""
-    import fcntl
+CLAIM_WAIT = 60.0  # seconds a create or delete waits for another one holding a cgroup's claim
 
+
+def claim(paths: dict[str, str], timeout: float = CLAIM_WAIT) -> tuple[int, bool]:
+    """Make the cgroup in one fixed hierarchy and flock it exclusively; returns the fd and whether
+    the directory was there already (someone else's, or a container's not yet deleted). Creates that
+    share a cgroupsPath hold it from their in-use check until their init has joined, so two of them
+    can never both find it empty; delete holds it too (lock()), so a create never interleaves with it."""
     path = _tracking_order(paths)[0]
     mount_point = next(m for m, p in paths.items() if p == path)
     unified_host = list(paths) == [m for m in paths if os.path.exists(f"{m}/cgroup.controllers")]
     for _attempt in range(20):
+        existed = os.path.isdir(path)
         _mkdir_p(mount_point, path, unified_host)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -124,15 +127,91 @@ def claim(paths: dict[str, str]) -> int:
             continue
         except OSError as e:  # e.g. out of fds
             raise RuntimeFailure(f"cannot open cgroup {path}: {e.strerror.lower()}") from None
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            st, mine = os.stat(path), os.fstat(fd)
-            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # removed (a failed create's cleanup) while we waited: a new one
+        if _locked_and_current(fd, path, timeout):
+            return fd, existed
     raise RuntimeFailure(f"cannot create cgroup {path}: it keeps disappearing")
+
+
+def lock(paths: dict[str, str], timeout: float = CLAIM_WAIT) -> int:
+    """delete's side of claim(): flock the container's cgroup in claim's hierarchy, without making
+    it; -1 if it is gone (remove() takes that one last, so then there is nothing left to remove)."""
+    path = _tracking_order(paths)[0]
+    for _attempt in range(20):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return -1
+        except OSError as e:
+            raise RuntimeFailure(f"cannot open cgroup {path}: {e.strerror.lower()}") from None
+        if _locked_and_current(fd, path, timeout):
+            return fd
+    return -1
+
+
+def _locked_and_current(fd: int, path: str, timeout: float) -> bool:
+    """flock fd (bounded); True if path still is that directory (else fd is closed: it was removed
+    and maybe made again while we waited)."""
+    try:
+        _flock_bounded(fd, timeout, path)
+        st, mine = os.stat(path), os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+            return True
+    except FileNotFoundError:
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return False
+
+
+class _Expired(Exception):
+    pass
+
+
+def _expire(_signum: int, _frame: Any) -> None:
+    raise _Expired
+
+
+def _flock_bounded(fd: int, timeout: float, path: str) -> None:
+    """flock(LOCK_EX), given up after timeout seconds. From the command line: a blocking flock
+    interrupted by a timer (the waiter is woken at once when the holder lets go, and shows in
+    /proc/locks). Where SIGALRM is not ours to use (the Python API in a thread, or a program with
+    its own timer): LOCK_NB retried."""
+    import _signal
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    busy = RuntimeFailure(f"cgroup {path} is held by another create or delete of a container "
+                          f"with this cgroupsPath (waited {timeout:g}s)")
+    old = None
+    if _signal.getsignal(_signal.SIGALRM) == _signal.SIG_DFL and _signal.getitimer(_signal.ITIMER_REAL) == (0.0, 0.0):
+        try:
+            old = _signal.signal(_signal.SIGALRM, _expire)
+        except ValueError:  # not the main thread
+            old = None
+    if old is None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise busy from None
+                time.sleep(0.01)
+    _signal.setitimer(_signal.ITIMER_REAL, timeout)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except _Expired:
+        raise busy from None
+    finally:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        _signal.signal(_signal.SIGALRM, old)
 
 
 def frozen(paths: dict[str, str]) -> str | None:
@@ -275,6 +354,49 @@ def _enable_controllers(parent: str) -> None:
                 pass
 
 
+def inodes(paths: dict[str, str]) -> dict[str, int]:
+    """{mount point: inode} of the container's cgroups, recorded so that delete knows them again
+    after a rename (v1 allows one within the parent) and never takes a new cgroup made at the same
+    path for its own."""
+    found = {}
+    for mount_point, path in paths.items():
+        try:
+            found[mount_point] = os.stat(path).st_ino
+        except OSError:
+            continue
+    return found
+
+
+def resolve(paths: dict[str, str], recorded: dict[str, int]) -> dict[str, str]:
+    """The container's cgroups as they are now: a recorded inode found at its path, or renamed
+    beside it; a hierarchy whose cgroup is gone (or replaced by another) is left out. Without
+    recorded inodes (an older state), the paths as recorded."""
+    if not recorded:
+        return paths
+    found = {}
+    for mount_point, path in paths.items():
+        ino = recorded.get(mount_point)
+        if ino is None:
+            found[mount_point] = path
+            continue
+        try:
+            if os.stat(path).st_ino == ino:
+                found[mount_point] = path
+                continue
+        except OSError:
+            pass
+        parent = os.path.dirname(path)
+        try:
+            with os.scandir(parent) as entries:
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False) and e.inode() == ino:
+                        found[mount_point] = e.path
+                        break
+        except OSError:
+            continue
+    return found
+
+
 def join(paths: dict[str, str], pid: int = 0) -> None:
     """Move pid (0: the caller) into every hierarchy's cgroup."""
     data = str(pid).encode()
@@ -373,7 +495,7 @@ def kill_all(paths: dict[str, str], sig: int) -> None:
     A frozen (paused) container is thawed after a SIGKILL: frozen tasks do not die until thawed."""
     from _signal import SIGKILL  # the C module: signal.py imports enum (~4 ms)
 
-    frozen = freezer.is_paused(paths)
+    frozen = freezer.is_paused(paths, freezing=True)  # FREEZING too: a task that resists the freeze keeps it so
     if not (sig == SIGKILL and _cgroup_kill(paths)):
         for pid in pids(paths):
             try:
@@ -398,10 +520,13 @@ def _cgroup_kill(paths: dict[str, str]) -> bool:
     return False
 
 
-def remove(paths: dict[str, str], timeout: float = 5.0) -> None:
-    """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave."""
+def remove(paths: dict[str, str], timeout: float = 5.0, keep_claimed: bool = False) -> None:
+    """rmdir every hierarchy's cgroup, waiting briefly for exiting processes to leave. The one
+    create's claim and delete's lock() are taken on goes last (keep_claimed: not yet)."""
     deadline = time.monotonic() + timeout
-    for path in [d for top in paths.values() for d in _subtree(top)]:
+    claimed = _tracking_order(paths)[0]
+    tops = [p for p in paths.values() if p != claimed] + ([] if keep_claimed else [claimed])
+    for path in [d for top in tops for d in _subtree(top)]:
         while True:
             try:
                 os.rmdir(path)
