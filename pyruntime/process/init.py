@@ -9,6 +9,7 @@ container's rootfs). It ends by executing the init stub from a sealed memfd, whi
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
+import errno  # built in: free
 import fcntl
 import os
 import stat
@@ -87,11 +88,19 @@ EARLY_FILTER_HINT = ("linux.seccomp is already loaded here: with process.noNewPr
                      "before the user change, so the profile must allow this step's syscalls")
 
 
+def _filter_may_answer(e: BaseException, msg: str) -> bool:
+    """Whether a failure can be the early filter's: an errno a profile returns (EPERM, ENOSYS), never
+    a program that is missing or not executable (the file's answer: runc's words, no hint)."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.EPERM, errno.ENOSYS, None)
+    return not isinstance(e, RuntimeFailure) or "operation not permitted" in msg or "not implemented" in msg
+
+
 def _located(plan: InitPlan, e: BaseException) -> str:
     msg = describe(e)
     if isinstance(e, OSError) and _STEP[0]:
         msg = f"{_STEP[0]}: {msg}"
-    if _STEP[1] and not isinstance(e, ConfigError):
+    if _STEP[1] and not isinstance(e, ConfigError) and _filter_may_answer(e, msg):
         msg = f"{msg} ({_STEP[1]})"
     return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
