@@ -78,8 +78,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 
     validate.check_config(config, namespaces, file)  # scheduler, sysctl, personality, LSM...: before anything exists
     cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
-    if os.geteuid() != 0:
-        if "user" not in namespaces:
+    host_root = state.host_root()
+    if not host_root:  # an unprivileged user, or uid 0 in a user namespace (rootless podman), as runc
+        if os.geteuid() != 0 and "user" not in namespaces:
             raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
                               "(try `pyruntime spec --rootless`)")
         limits = any(v for k, v in ((config.get("linux") or {}).get("resources") or {}).items() if k != "devices")
@@ -140,7 +141,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
             listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
-            extra_env=extra_env, lock_fd=c.dir_fd, cgroup_lock_fd=cgroup_lock, idmap_trees=idmap_trees)
+            extra_env=extra_env, lock_fd=c.dir_fd, cgroup_lock_fd=cgroup_lock, idmap_trees=idmap_trees,
+            host_root=host_root, cgroup_view={} if host_root else cgroups.own_view(cgroup_paths))
         pid = spawn_mod.spawn(plan, _hook_base_state(c))
         c.pid = pid
         stat = state.proc_stat(pid)

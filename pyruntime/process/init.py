@@ -115,7 +115,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     # A new mount namespace, or one joined by path: either way the rootfs is set up (mounts,
     # pivot_root) inside it, as runc does. Without one, the process runs in the runtime's root.
     own_mountns = "mount" in plan.namespaces
-    userns = "user" in plan.namespaces
+    userns = "user" in plan.namespaces or not plan.host_root  # in one, whoever made it
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
     setgroups_ok = not userns or _setgroups_allowed()
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)  # host Python in the container's namespaces: no ptrace, no /proc peeking
@@ -154,7 +154,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             if mounts.deferred_readonly(m):
                 late_readonly.append((i, m))
             if m.type == "cgroup":
-                mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
+                mounts.mount_cgroupfs(root_fd, m, {**plan.cgroup_view, **plan.cgroup_paths}, new_cgroupns)
             elif m.type == "proc" and plan.late_pid_fd >= 0:
                 _mount_proc_in_joined_pidns(root_fd, m, plan)
             elif m.type == "sysfs" and userns:
