@@ -76,20 +76,17 @@ def uid_pids(uid: int) -> list[int]:
     return found
 
 
-def subid_pids(first: int, count: int) -> list[int]:
-    """Processes running as one of the user's subordinate uids (a container's non-root user)."""
+def userns_pids(userns: str) -> list[int]:
+    """Processes in the user namespace podman made (its pause process holds it): a container's,
+    whatever subordinate uid it runs as. Never a process of anyone else that only shares a uid."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or _state(int(entry)) in ("Z", "X", ""):
-            continue
-        try:
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if first <= int(line.split()[1]) < first + count:
-                        found.append(int(entry))
-                    break
-        except (OSError, ValueError):
-            continue
+        if entry.isdigit() and _state(int(entry)) not in ("Z", "X", ""):
+            try:
+                if os.readlink(f"/proc/{entry}/ns/user") == userns:
+                    found.append(int(entry))
+            except OSError:
+                continue
     return found
 
 
@@ -328,12 +325,19 @@ def rootless_env_fixture() -> Iterator[RootlessPodman]:
     finally:
         left: list[str] = []
         pause = env.pause_pid() if env is not None else None  # (system reset removes its pid file)
+        try:
+            userns = os.readlink(f"/proc/{pause}/ns/user") if pause else ""
+        except OSError:
+            userns = ""
         if env is not None and user.uid >= 0:
-            env("rm", "-a", "-f", "-t", "0", check=False, timeout=120)
-            env("system", "reset", "-f", check=False, timeout=120)
+            for args in (("rm", "-a", "-f", "-t", "0"), ("system", "reset", "-f")):
+                try:
+                    env(*args, check=False, timeout=120)
+                except subprocess.TimeoutExpired:
+                    left.append(f"podman {' '.join(args)} timed out")
         if user.uid >= 0:
             for _ in range(3):  # podman's pause process (expected), and anything else of the user's
-                pids = uid_pids(user.uid) + (subid_pids(*user.subuid) if user.subuid else [])
+                pids = sorted(set(uid_pids(user.uid) + (userns_pids(userns) if userns else [])))
                 if not pids:
                     break
                 left += [f"process {p} ({_comm(p)})" for p in pids if p != pause]
