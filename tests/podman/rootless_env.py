@@ -3,8 +3,9 @@ unprivileged user made for the session, and podman run as that user (`runuser`) 
 runc as the control.
 
 What the session makes, and removes at the end (the user and everything of it):
-- a user `pyrt-rootless-<hex>` (useradd, its own group, no home of its own outside our directory)
-  with a subordinate uid/gid range of 65536 (useradd allocates a free one: /etc/subuid, /etc/subgid);
+- a user `pyrt-rootless-<hex>` (useradd, a uid far from the usual ones, its own group, its home in
+  our directory) with a subordinate uid/gid range of 65536 that no /etc/subuid or /etc/subgid entry
+  uses (usermod --add-subuids/--add-subgids);
 - under one temporary directory: its XDG_RUNTIME_DIR (mode 700, its own), its HOME, its podman
   configuration (containers.conf with `netns = "none"`: slirp4netns is not needed), its storage
   (overlay, native rootless overlay of this kernel: graphroot/runroot/static dir/tmp_dir there) and
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import subprocess
@@ -125,6 +127,21 @@ def subid_range(path: str, user: str) -> tuple[int, int] | None:
     return None
 
 
+def free_subid_range() -> int:
+    """The start of 65536 ids no /etc/subuid or /etc/subgid entry uses, above the ranges useradd
+    allocates (SUB_UID_MAX 600100000) and other tests pick."""
+    taken = []
+    for f in ("/etc/subuid", "/etc/subgid"):
+        for line in Path(f).read_text().splitlines():
+            parts = line.split(":")
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                taken.append((int(parts[1]), int(parts[1]) + int(parts[2])))
+    while True:
+        first = 700_000_000 + random.randrange(10000) * 65536
+        if all(first + 65536 <= lo or first >= hi for lo, hi in taken):
+            return first
+
+
 class RootlessUser:
     """useradd/userdel of a private test user; never touches an existing one."""
 
@@ -141,18 +158,27 @@ class RootlessUser:
             raise RuntimeError(f"user {self.name} exists already: refusing to touch it")
         except KeyError:
             pass
-        for f in ("/etc/subuid", "/etc/subgid"):  # useradd allocates ranges only where the file exists
+        for f in ("/etc/subuid", "/etc/subgid"):  # usermod --add-subuids needs them
             if not os.path.exists(f):
                 Path(f).touch(0o644)
                 self.created_files.append(f)
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", str(self.home), "--shell", "/usr/sbin/nologin",
-                        "--user-group", "-K", "SUB_UID_COUNT=65536", "-K", "SUB_GID_COUNT=65536", self.name],
+        # A uid far from 1000 (tests run containers as 1000, 1001...) and from the subordinate ranges,
+        # so that ending this user's processes by uid can never touch anybody else's.
+        uid = 350000 + random.randrange(50000)
+        while subprocess.run(["getent", "passwd", str(uid)], capture_output=True, timeout=30).returncode == 0:
+            uid += 1
+        subprocess.run(["useradd", "--uid", str(uid), "--no-create-home", "--home-dir", str(self.home),
+                        "--shell", "/usr/sbin/nologin", "--user-group", self.name],
                        check=True, capture_output=True, timeout=60)
         entry = pwd.getpwnam(self.name)
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
+        first = free_subid_range()
+        subprocess.run(["usermod", "--add-subuids", f"{first}-{first + 65535}",
+                        "--add-subgids", f"{first}-{first + 65535}", self.name],
+                       check=True, capture_output=True, timeout=60)
         self.subuid = subid_range("/etc/subuid", self.name)
         if self.subuid is None or subid_range("/etc/subgid", self.name) is None:
-            raise RuntimeError(f"useradd gave {self.name} no /etc/subuid or /etc/subgid range")
+            raise RuntimeError(f"usermod gave {self.name} no /etc/subuid or /etc/subgid range")
 
     def remove(self) -> list[str]:
         """userdel (its subordinate ranges and group go with it); returns what was left."""
