@@ -120,8 +120,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         trace.mark("state")
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
-        cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
-                                            devices=(config.get("linux") or {}).get("devices"))
+        if cgroup_paths:  # none: rootless without delegation, which delegated() has said
+            cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
+                                                devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
         trace.mark("cgroups")
         listener = _listen(c)
