@@ -11,7 +11,8 @@ What the session makes, and removes at the end (the user and everything of it):
   (overlay, native rootless overlay of this kernel: graphroot/runroot/static dir/tmp_dir there) and
   the busybox image imported from bundles/busybox/rootfs (no registry);
 - podman's rootless "pause" process (it holds the user namespace that podman, conmon and the
-  runtime join), conmons and containers: all ended by pid (the processes of the user's uid).
+  runtime join), conmons and containers: all ended by pid (the processes of the user's uid, and
+  those in podman's user namespace; never another process that only shares a subordinate uid).
 
 The runtime must be readable and executable by that user, from / down. When it is not (a checkout
 under /root, mode 700), the session runs a copy of what the runtime imports (pyruntime, click, the
