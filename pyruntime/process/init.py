@@ -203,6 +203,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
             os.close(pty_root)
+        else:  # a rootfs of its own: /dev/console is the pty (runtime-spec's default devices; runc)
+            _STEP[0] = "bind-mounting the terminal on /dev/console"
+            devices.bind_console(root_fd, 0)
 
     if root_fd >= 0:
         for i, m in late_readonly:  # read-only tmpfs and /dev, now that what goes in them is made

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from podman_env import CGROUP_BASE, RUNTIMES
-from rootless_env import RootlessPodman, rootless_env_fixture, uid_pids  # noqa: F401 - the fixture
+from rootless_env import PATH, RootlessPodman, rootless_env_fixture, uid_pids  # noqa: F401 - the fixture
+from test_podman import run_in_pty
 
 pytestmark = pytest.mark.podman
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -132,6 +133,16 @@ def test_run_user(rt):
     proc = rt("run", "--rm", "--user", "1000:1000", rt.image, "sh", "-c", "id; grep CapEff /proc/self/status")
     assert proc.stdout.startswith("uid=1000(user) gid=1000(user)"), proc.stdout
     assert proc.stdout.splitlines()[1] == "CapEff:\t0000000000000000"
+
+
+def test_run_it_pty(rt):
+    """A terminal: the pty is stdio and /dev/console (runtime-spec's default devices, as runc), with
+    the caller's window size; input reaches the program, its exit code comes back."""
+    script = "tty; stty size; stat -c 'console %t:%T' /dev/console; read x; echo got:$x; exit 4"
+    rc, text = run_in_pty(rt.env.argv("--runtime", rt.name, "run", "-it", "--rm", rt.image, "sh", "-c", script),
+                          {"PATH": PATH}, (30, 90), [(b"console ", b"typed\n"), (b"got:typed", None)])
+    assert rc == 4, text
+    assert "/dev/pts/0\n30 90\nconsole 88:0\n" in text and "got:typed\n" in text, text
 
 
 @pytest.mark.skipif(not V1_HOST, reason="cgroup v1 hosts only: podman itself drops the limits there")
