@@ -53,7 +53,8 @@ deps-arm64: .stamp-apt-arm64
 ## attack tests: malicious bundles and images against a real runtime (tests/security/_attack.py)
 test-security: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/security
-## podman + conmon end to end, with runc as the control (a private podman environment, see below)
+## podman + conmon end to end, with runc as the control (a private podman environment, see below; as root
+## and as a private unprivileged user: rootless podman, tests/podman/test_podman_rootless.py)
 test-podman: setup bundles
 	$(PY) -P -m pytest -q -p no:cacheprovider tests/podman
 

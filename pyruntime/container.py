@@ -75,8 +75,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 
     validate.check_config(config, namespaces, file)  # scheduler, sysctl, personality, LSM...: before anything exists
     cgroup_paths = cgroups.plan(config, container_id, opts.systemd_cgroup, file)
-    if os.geteuid() != 0:
-        if "user" not in namespaces:
+    host_root = state.host_root()
+    if not host_root:  # an unprivileged user, or uid 0 in a user namespace (rootless podman), as runc
+        if os.geteuid() != 0 and "user" not in namespaces:
             raise ConfigError(file, "linux.namespaces", "a rootless container needs a user namespace "
                               "(try `pyruntime spec --rootless`)")
         limits = any(v for k, v in ((config.get("linux") or {}).get("resources") or {}).items() if k != "devices")
@@ -123,8 +124,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
         _checkpoint("create:saved")
         cgroups.create(cgroup_paths)
         c.cgroup_inodes = cgroups.inodes(cgroup_paths)  # saved with the pid
-        cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
-                                            devices=(config.get("linux") or {}).get("devices"))
+        if cgroup_paths:  # none: rootless without delegation, which delegated() has said
+            cgroups.manager(cgroup_paths).apply((config.get("linux") or {}).get("resources") or {}, file,
+                                                devices=(config.get("linux") or {}).get("devices"))
         _checkpoint("create:cgroup")
         trace.mark("cgroups")
         listener = _listen(c)
@@ -144,7 +146,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
             namespaces=namespaces, cgroup_paths=cgroup_paths, cap_sets=cap_sets, stub_fd=stub_fd,
             listen_fd=listener, preserve_fds=preserve, no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring, console_fd=console_fd, seccomp=seccomp_prog,
-            extra_env=extra_env, lock_fd=c.dir_fd, cgroup_lock_fd=cgroup_lock, idmap_trees=idmap_trees)
+            extra_env=extra_env, lock_fd=c.dir_fd, cgroup_lock_fd=cgroup_lock, idmap_trees=idmap_trees,
+            host_root=host_root, cgroup_view={} if host_root else cgroups.own_view(cgroup_paths))
         pid = spawn_mod.spawn(plan, _hook_base_state(c))
         c.pid = pid
         stat = state.proc_stat(pid)

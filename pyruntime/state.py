@@ -51,6 +51,13 @@ def default_root() -> str:
     return f"/tmp/pyruntime-{os.geteuid()}"
 
 
+def host_root() -> bool:
+    """Whether we have the host's root: euid 0 in the initial user namespace. Anyone else (an
+    unprivileged user, or the namespaced uid 0 rootless podman runs the runtime as) is rootless:
+    cgroups it cannot write are skipped and device nodes are bind-mounted, as runc decides."""
+    return os.geteuid() == 0 and not in_user_namespace()
+
+
 def in_user_namespace() -> bool:
     """Whether we run in a user namespace other than the initial one: its uid_map is not the
     identity map of every uid ("0 0 4294967295"), as runc's userns.RunningInUserNS decides."""

@@ -101,6 +101,19 @@ def delegated(paths: dict[str, str], limits: bool = True) -> dict[str, str]:
     return usable
 
 
+def own_view(paths: dict[str, str]) -> dict[str, str]:
+    """For the `cgroup` mount of a rootless container on a v1/hybrid host: each v1 hierarchy where it
+    has no cgroup of its own (not delegated) shows the caller's cgroup, which the init stays in, as
+    runc binds it (read-only by the mount's options; nothing is created)."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, keys, path = line.rstrip("\n").split(":", 2)
+            own[keys] = path
+    return {mp: mp + own[key].rstrip("/") for key, mp in hierarchies().items()
+            if key != UNIFIED and mp not in paths and key in own}
+
+
 def create(paths: dict[str, str]) -> None:
     unified_host = list(paths) == [m for m in paths if os.path.exists(f"{m}/cgroup.controllers")]
     for mount_point, path in paths.items():

@@ -9,6 +9,7 @@ container's rootfs). It ends by executing the init stub from a sealed memfd, whi
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
+import errno  # built in: free
 import fcntl
 import os
 import stat
@@ -87,11 +88,19 @@ EARLY_FILTER_HINT = ("linux.seccomp is already loaded here: with process.noNewPr
                      "before the user change, so the profile must allow this step's syscalls")
 
 
+def _filter_may_answer(e: BaseException, msg: str) -> bool:
+    """Whether a failure can be the early filter's: an errno a profile returns (EPERM, ENOSYS), never
+    a program that is missing or not executable (the file's answer: runc's words, no hint)."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.EPERM, errno.ENOSYS, None)
+    return not isinstance(e, RuntimeFailure) or "operation not permitted" in msg or "not implemented" in msg
+
+
 def _located(plan: InitPlan, e: BaseException) -> str:
     msg = describe(e)
     if isinstance(e, OSError) and _STEP[0]:
         msg = f"{_STEP[0]}: {msg}"
-    if _STEP[1] and not isinstance(e, ConfigError):
+    if _STEP[1] and not isinstance(e, ConfigError) and _filter_may_answer(e, msg):
         msg = f"{msg} ({_STEP[1]})"
     return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
@@ -106,7 +115,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
     # A new mount namespace, or one joined by path: either way the rootfs is set up (mounts,
     # pivot_root) inside it, as runc does. Without one, the process runs in the runtime's root.
     own_mountns = "mount" in plan.namespaces
-    userns = "user" in plan.namespaces
+    userns = "user" in plan.namespaces or not plan.host_root  # in one, whoever made it
     # Read through the host's /proc now: after pivot_root, /proc/self is the container's to fake.
     setgroups_ok = not userns or _setgroups_allowed()
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)  # host Python in the container's namespaces: no ptrace, no /proc peeking
@@ -145,7 +154,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             if mounts.deferred_readonly(m):
                 late_readonly.append((i, m))
             if m.type == "cgroup":
-                mounts.mount_cgroupfs(root_fd, m, plan.cgroup_paths, new_cgroupns)
+                mounts.mount_cgroupfs(root_fd, m, {**plan.cgroup_view, **plan.cgroup_paths}, new_cgroupns)
             elif m.type == "proc" and plan.late_pid_fd >= 0:
                 _mount_proc_in_joined_pidns(root_fd, m, plan)
             elif m.type == "sysfs" and userns:
@@ -194,6 +203,9 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
         console.attach_pty(pty_root, plan.console_fd, process)
         if pty_root != root_fd:
             os.close(pty_root)
+        else:  # a rootfs of its own: /dev/console is the pty (runtime-spec's default devices; runc)
+            _STEP[0] = "bind-mounting the terminal on /dev/console"
+            devices.bind_console(root_fd, 0)
 
     if root_fd >= 0:
         for i, m in late_readonly:  # read-only tmpfs and /dev, now that what goes in them is made

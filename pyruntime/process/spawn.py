@@ -57,6 +57,8 @@ class InitPlan:
     lock_fd: int = -1  # the state dir's flock: closed in the children, so only the runtime holds it
     cgroup_lock_fd: int = -1  # cgroups.claim()'s flock on the cgroup: the same
     late_pid_fd: int = -1  # a joined pid namespace, entered by the init only after pivot_root
+    host_root: bool = True  # False in a user namespace already (rootless podman): no mknod
+    cgroup_view: dict[str, str] = field(default_factory=dict)  # cgroups.own_view: the cgroup mount's other binds
 
 
 def spawn(plan: InitPlan, state_for_hooks: dict[str, Any]) -> int:

@@ -64,6 +64,27 @@ def _make_node(root_fd: int, path: str, dtype: str, major: int, minor: int, mode
         os.close(parent)
 
 
+def bind_console(root_fd: int, pty_fd: int) -> None:
+    """/dev/console as a bind mount of the container's pty (pty_fd: the process's stdio by now), as
+    runc does; whatever the image has there that is neither a file nor a device (a planted symlink)
+    is removed, never followed."""
+    parent = resolve.mkdirs_in_root(root_fd, "/dev")
+    try:
+        try:
+            st = os.stat("console", dir_fd=parent, follow_symlinks=False)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+                os.unlink("console", dir_fd=parent)
+        except FileNotFoundError:
+            pass
+    finally:
+        os.close(parent)
+    target = resolve.mkfile_in_root(root_fd, "/dev/console")
+    try:
+        native.mount(resolve.fd_path(pty_fd), resolve.fd_path(target), None, lib.MS_BIND)
+    finally:
+        os.close(target)
+
+
 def _remove_unless(parent: int, name: str, dtype: str, major: int, minor: int) -> None:
     """Something at the device's path that is not that device (a planted symlink, a file) is removed,
     never followed."""

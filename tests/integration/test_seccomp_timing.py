@@ -108,6 +108,19 @@ def test_early_filter_failure_names_the_step(rt, make_bundle, cid, syscall, step
     assert rt.ids() == []
 
 
+@pytest.mark.parametrize("program,answer", [("no-such-program", "executable file not found in $PATH"),
+                                             ("/etc/passwd", "/etc/passwd: permission denied")])
+def test_early_filter_hint_only_for_what_a_filter_answers(rt, make_bundle, cid, program, answer):
+    """A missing or non-executable program is the file's answer, not the filter's: with the filter
+    loaded early (podman's default: no no_new_privs), its error names no seccomp (runc's words only)."""
+    edit = with_seccomp(allowlist(), noNewPrivileges=False, capabilities={"bounding": ["CAP_KILL"]})
+    proc = rt("create", "--bundle", str(make_bundle([program], edit=edit)), cid, check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err.endswith(answer) and "seccomp" not in err, err
+    assert rt.ids() == []
+
+
 def _listener(sock_path: str, seen: dict[str, Any]) -> socket.socket:
     """A seccomp agent: takes one fd, lets every notified call go on, counts them."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -44,6 +44,20 @@ def test_run_foreground_proxies_the_terminal(rt, make_bundle, cid):
     assert rt.ids() == []
 
 
+def test_dev_console_is_the_pty(rt, make_bundle, cid):
+    """runtime-spec (config-linux, default devices): with a terminal, /dev/console is set up by bind
+    mounting the pty to it, as runc does: the same device as the process's stdio."""
+    bundle = make_bundle(["sh", "-c", "stat -c 'console %t:%T' /dev/console; stat -L -c 'stdin %t:%T' /proc/self/fd/0; "
+                          "echo to-console > /dev/console"], edit=_terminal(None))
+    res = run_in_pty(rt.argv("run", "--bundle", str(bundle), cid), rows=20, cols=80)
+    text = res.output.decode(errors="replace")
+    assert res.returncode == 0, text
+    console = re.search(r"console (\w+:\w+)", text)
+    stdin = re.search(r"stdin (\w+:\w+)", text)
+    assert console and stdin and console.group(1) == stdin.group(1), text
+    assert "to-console" in text
+
+
 def test_run_foreground_follows_window_size_changes(rt, make_bundle, cid):
     bundle = make_bundle(["sh", "-c", "stty size; read x; stty size"], edit=_terminal(None))
     state = []

@@ -238,6 +238,23 @@ def test_rootless_run_foreground_exit_code(unprivileged_user):
     assert os.listdir(Path(u["xdg"], "pyruntime")) == []
 
 
+def test_rootless_limits_without_delegation_warn_once(unprivileged_user):
+    """No cgroup is delegated to the user: one warning naming what is skipped and why, not one per
+    limit claiming its controller is not mounted (it is, but not the user's to write)."""
+    u = unprivileged_user
+    _as_user(u, f"{u['launcher']} spec --rootless")
+    cfg_path = u["bundle"] / "config.json"
+    config = json.loads(cfg_path.read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    config["linux"]["resources"] = {"pids": {"limit": 50}, "memory": {"limit": 64 << 20}}
+    cfg_path.write_text(json.dumps(config))
+    proc = _as_user(u, f"{u['launcher']} run rl3", check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cgroups not delegated to this user are skipped" in lines[0], proc.stderr
+
+
 @pytest.mark.parametrize("missing", ["uidMappings", "gidMappings"])
 def test_new_user_namespace_without_mappings_says_what_is_missing(rt, make_bundle, cid, missing):
     """Not a bare "invalid argument": runc says "User namespaces enabled, but no uid mappings found"."""
