@@ -36,7 +36,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 for tier in ("podman", "docker", "kubernetes"):
     sys.path.insert(0, str(HERE.parent / tier))
-from cri_env import Kube, cri, cri_env_fixture, kube_fixture  # noqa: E402, F401
+from cri_env import Kube, cri, cri_env_fixture, grpc, kube_fixture  # noqa: E402, F401
 from docker_env import docker_env_fixture, docker_fixture  # noqa: E402, F401
 from podman_env import (  # noqa: E402, F401
     STATE_ROOTS,
@@ -54,6 +54,10 @@ LOAD = int(os.environ.get("SOAK_LOAD", "1"))
 RUNTIMES = os.environ.get("SOAK_RUNTIMES", "pyruntime").split(",")
 OUT = Path(os.environ.get("SOAK_DIR") or tempfile.mkdtemp(prefix="pyrt-soak-"))
 WRAPPER = os.environ.get("PYRUNTIME_BIN", "")
+# every 25th container runs a missing program: the engine must fail it with pyruntime's reason (and
+# not blame seccomp for it), and leave nothing behind
+MISSING = "/nonexistent"
+REASON = f'exec: "{MISSING}": stat {MISSING}: no such file or directory'
 SETTLE = 30.0  # seconds a leak may take to go (a shim or conmon exits a moment after its container)
 LEAK_KINDS = ("containers", "runtime state", "cgroups", "shims/conmon", "mounts", "runtime processes")
 Leaks = dict[str, list[str]]
@@ -119,13 +123,14 @@ class Record:
         self.times: list[float] = []
         self.failures: list[str] = []
         self.containers = 0
+        self.refused = 0  # containers meant to fail (a missing program), their reason checked
         self.begin = time.monotonic()
         self.calls_at = len(_lines(OUT / "calls.log"))
         self.failed_at = len(_runtime_failures())
         self.leaks: Leaks = {}
         self.probe: Leaks = {}
 
-    def call(self, what: str, fn: Callable[[], str | None], containers: int = 0) -> None:
+    def call(self, what: str, fn: Callable[[], str | None], containers: int = 0, refused: int = 0) -> None:
         """fn returns None on success, else the failure's text (the engine's message)."""
         begin = time.monotonic()
         try:
@@ -135,6 +140,7 @@ class Record:
         with self.lock:
             self.times.append(time.monotonic() - begin)
             self.containers += containers
+            self.refused += refused
             if problem is not None:
                 self.failures.append(f"{what}: {problem.strip() or '(EMPTY MESSAGE)'}")
 
@@ -158,6 +164,7 @@ class Record:
         n_leaks = sum(len(v) for v in leaks.values())
         lines = [f"== {self.engine}: {self.containers} containers run, {len(self.failures)} failures, "
                  f"{n_leaks} leaks, {duration:.0f}s",
+                 f"  plus {self.refused} containers of a missing program, refused with pyruntime's reason",
                  f"  engine calls {len(self.times)}: p50 {t[len(t) // 2]:.2f}s p95 {t[int(len(t) * 0.95)]:.2f}s "
                  f"max {t[-1]:.2f}s; pyruntime calls {len(calls)} ({creates} create), "
                  f"{len(nonzero)} non-zero ({len(silent)} without a reason in --log)",
@@ -242,6 +249,13 @@ def _skip_unless_soaked(runtime: str) -> None:
         pytest.skip(f"SOAK_RUNTIMES={','.join(RUNTIMES)}")
 
 
+def refused_with_reason(proc: subprocess.CompletedProcess) -> str | None:
+    """A container of a missing program: refused, with pyruntime's reason and no seccomp hint."""
+    if proc.returncode != 0 and REASON in proc.stderr and "linux.seccomp" not in proc.stderr:
+        return None
+    return f"exit {proc.returncode} (want a failure with {REASON!r} and no seccomp hint), stderr: {proc.stderr}"
+
+
 def _cli_soak(rec: Record, call: Callable[..., subprocess.CompletedProcess], image: str) -> Callable[[int], None]:
     """One client of podman or docker: `run --rm` echo, and every 10th a detached one + exec + rm -f."""
     def check(proc: subprocess.CompletedProcess, want: str) -> str | None:
@@ -254,6 +268,9 @@ def _cli_soak(rec: Record, call: Callable[..., subprocess.CompletedProcess], ima
             tag = f"c{c}-{i}"
             rec.call(f"run --rm {tag}", lambda tag=tag: check(
                 call("run", "--rm", image, "echo", tag, check=False, timeout=300), f"{tag}\n"), containers=1)
+            if i % 25 == 12:
+                rec.call(f"run --rm {tag} {MISSING}", lambda: refused_with_reason(
+                    call("run", "--rm", image, MISSING, check=False, timeout=300)), refused=1)
             if i % 10 == 5:
                 name = f"soak-{c}-{i}"
                 rec.call(f"run -d {name}", lambda name=name: check(
@@ -356,12 +373,27 @@ def test_soak_cri(kube: Kube, cpu_load):
                 return f"exit {st.exit_code} ({st.reason}: {st.message}), logs {logs}"
             return None
 
+        def missing(i: int) -> str | None:
+            """Create + start of a missing program: StartContainer fails with pyruntime's reason."""
+            cid = kube.create(pod, config, f"m{i}", [MISSING])
+            try:
+                kube.start(cid)
+                return "StartContainer succeeded"
+            except grpc.RpcError as e:
+                details = e.details() or ""
+                ok = REASON in details and "linux.seccomp" not in details
+                return None if ok else f"want {REASON!r} and no seccomp hint: {details or '(EMPTY MESSAGE)'}"
+            finally:
+                kube.rt.RemoveContainer(cri.RemoveContainerRequest(container_id=cid), timeout=300)
+
         def exec_once() -> str | None:
             r = kube.exec_sync(sleeper, ["echo", "in"], timeout=300)
             return None if (r.exit_code, r.stdout) == (0, b"in\n") else f"exit {r.exit_code}: {r.stderr!r}"
 
         for i in range(CONTAINERS):
             rec.call(f"pod {c} container {i}", lambda i=i: once(i), containers=1)
+            if i % 25 == 12:
+                rec.call(f"pod {c} container m{i} {MISSING}", lambda i=i: missing(i), refused=1)
             if i % 10 == 5:
                 rec.call(f"pod {c} exec", exec_once)
         rec.call(f"pod {c} remove", lambda: kube.remove_pod(pod))
