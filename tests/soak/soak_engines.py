@@ -164,7 +164,7 @@ class Record:
         n_leaks = sum(len(v) for v in leaks.values())
         lines = [f"== {self.engine}: {self.containers} containers run, {len(self.failures)} failures, "
                  f"{n_leaks} leaks, {duration:.0f}s",
-                 f"  plus {self.refused} containers of a missing program, refused with pyruntime's reason",
+                 f"  plus {self.refused} containers of a missing program (to be refused with pyruntime's reason)",
                  f"  engine calls {len(self.times)}: p50 {t[len(t) // 2]:.2f}s p95 {t[int(len(t) * 0.95)]:.2f}s "
                  f"max {t[-1]:.2f}s; pyruntime calls {len(calls)} ({creates} create), "
                  f"{len(nonzero)} non-zero ({len(silent)} without a reason in --log)",
