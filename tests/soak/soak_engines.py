@@ -368,9 +368,16 @@ def test_soak_cri(kube: Kube, cpu_load):
             cid = kube.run(pod, config, f"c{i}", ["sh", "-c", f"echo c{c}-{i}"])
             st = kube.wait_exited(cid, timeout=300)
             logs = kube.logs(config, f"c{i}")
+            late = ""
+            if logs != [f"stdout c{c}-{i}"]:  # still a failure; tell a late log line from a lost one
+                begin = time.monotonic()
+                while (later := kube.logs(config, f"c{i}")) == logs and time.monotonic() - begin < 10:
+                    time.sleep(0.2)
+                late = (f"; {later} {time.monotonic() - begin:.1f}s after EXITED" if later != logs
+                        else "; still so 10s after EXITED")
             kube.rt.RemoveContainer(cri.RemoveContainerRequest(container_id=cid), timeout=300)
             if st.exit_code != 0 or logs != [f"stdout c{c}-{i}"]:
-                return f"exit {st.exit_code} ({st.reason}: {st.message}), logs {logs}"
+                return f"exit {st.exit_code} ({st.reason}: {st.message}), logs {logs}{late}"
             return None
 
         def missing(i: int) -> str | None:
