@@ -73,7 +73,8 @@ test-engines: setup bundles
 
 ## soak (not in `make test`): podman, docker and CRI clients in parallel, hundreds of containers each,
 ## CPU load beside; pyruntime runs through tests/soak/runtime-wrapper.sh.in, which keeps every failed
-## runtime call with its --log in $(SOAK_DIR)/runtime-failures.log; summary in $(SOAK_DIR)/report.txt.
+## runtime call with its --log in $(SOAK_DIR)/runtime-failures.log; per engine: containers run, failures,
+## leaks, duration in $(SOAK_DIR)/report.txt; exits non-zero on any failure or leak.
 ## Knobs: SOAK_CLIENTS=4 SOAK_CONTAINERS=75 SOAK_LOAD=1 SOAK_RUNTIMES=pyruntime[,runc]
 SOAK_DIR ?= $(CURDIR)/.soak
 soak: setup bundles
@@ -82,7 +83,7 @@ soak: setup bundles
 	  > $(SOAK_DIR)/pyruntime && chmod +x $(SOAK_DIR)/pyruntime
 	SOAK_DIR=$(SOAK_DIR) PYRUNTIME_BIN=$(SOAK_DIR)/pyruntime $(PY) -P -m pytest -q -s -p no:cacheprovider \
 	  tests/soak/soak_engines.py; rc=$$?; cat $(SOAK_DIR)/report.txt; \
-	  echo "runtime calls that failed: $$(grep -c '^===' $(SOAK_DIR)/runtime-failures.log 2>/dev/null || echo 0)"; exit $$rc
+	  echo "runtime calls that exited non-zero: $$(grep -c '^===' $(SOAK_DIR)/runtime-failures.log 2>/dev/null || echo 0)"; exit $$rc
 
 ## a private podman environment in .podman/ for trying pyruntime by hand (the user's config is untouched):
 ##   . .podman/env && podman --runtime pyruntime run --rm localhost/pyrt-busybox echo hi

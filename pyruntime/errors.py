@@ -5,6 +5,7 @@ class RuntimeFailure(Exception):
     """A user-facing failure: its message is the whole explanation, no traceback is shown."""
 
     exit_code = 1  # `exec` fails with 255 (runc's code), so a caller tells it from the process's own
+    errno: int | None = None  # the failed syscall's errno, when the message stands for one
 
 
 def os_failure(step: str, e: OSError) -> RuntimeFailure:

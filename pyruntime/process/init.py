@@ -9,7 +9,7 @@ container's rootfs). It ends by executing the init stub from a sealed memfd, whi
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~2 ms to import (enums, selectors)
-import errno  # built in: free
+import errno
 import fcntl
 import os
 import stat
@@ -86,21 +86,21 @@ _AT = [""]  # the config.json entry being applied, so that its failure names the
 _STEP = ["", ""]
 EARLY_FILTER_HINT = ("linux.seccomp is already loaded here: with process.noNewPrivileges false it is loaded "
                      "before the user change, so the profile must allow this step's syscalls")
+_FILTER_ERRNOS: list[frozenset[int] | None] = [None]  # what the filter loaded early can return
 
 
-def _filter_may_answer(e: BaseException, msg: str) -> bool:
-    """Whether a failure can be the early filter's: an errno a profile returns (EPERM, ENOSYS), never
-    a program that is missing or not executable (the file's answer: runc's words, no hint)."""
-    if isinstance(e, OSError):
-        return e.errno in (errno.EPERM, errno.ENOSYS, None)
-    return not isinstance(e, RuntimeFailure) or "operation not permitted" in msg or "not implemented" in msg
+def filter_may_explain(e: BaseException, errnos: frozenset[int] | None) -> bool:
+    """Whether a filter loaded early may have caused e: not a failure whose errno it never returns
+    (a missing program's ENOENT under a profile answering ENOSYS and EPERM)."""
+    code = getattr(e, "errno", None)
+    return code is None or errnos is None or code in errnos
 
 
 def _located(plan: InitPlan, e: BaseException) -> str:
     msg = describe(e)
     if isinstance(e, OSError) and _STEP[0]:
         msg = f"{_STEP[0]}: {msg}"
-    if _STEP[1] and not isinstance(e, ConfigError) and _filter_may_answer(e, msg):
+    if _STEP[1] and not isinstance(e, ConfigError) and filter_may_explain(e, _FILTER_ERRNOS[0]):
         msg = f"{msg} ({_STEP[1]})"
     return f"{plan.config_file}: {_AT[0]}: {msg}" if _AT[0] and not isinstance(e, ConfigError) else msg
 
@@ -276,7 +276,7 @@ def _setup(plan: InitPlan, chan: Channel) -> None:
             # hold CAP_SYS_ADMIN (as runc does). What follows runs under the filter (README: "seccomp").
             _STEP[0] = "loading linux.seccomp"
             seccomp.load(plan.seccomp, chan)
-            _STEP[1] = EARLY_FILTER_HINT
+            _STEP[1], _FILTER_ERRNOS[0] = EARLY_FILTER_HINT, plan.seccomp.errnos
     _STEP[0] = "chdir to process.cwd"
     _chdir(process["cwd"])
     _STEP[0] = "switching to process.user"
@@ -520,20 +520,27 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     """runc's lookup, with the messages podman classifies into exit codes 126/127."""
     if "/" in name:
         return _check_executable(name, name)
+    code: int | None = errno.ENOENT  # what the lookup met, for the seccomp hint (filter_may_explain)
     for d in (env.get("PATH") or DEFAULT_PATH).split(":"):
         candidate = os.path.join(d or ".", name)
         try:
             return _check_executable(name, candidate)
-        except RuntimeFailure:
+        except RuntimeFailure as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                code = e.errno
             continue
-    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
+    failure = RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
+    failure.errno = code
+    raise failure
 
 
 def _check_executable(name: str, path: str) -> str:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise RuntimeFailure(f'exec: "{name}": stat {path}: {e.strerror.lower()}') from None
+        failure = RuntimeFailure(f'exec: "{name}": stat {path}: {e.strerror.lower()}')
+        failure.errno = e.errno
+        raise failure from None
     if stat.S_ISDIR(st.st_mode):
         raise RuntimeFailure(f'exec: "{name}": {path} is a directory: permission denied')
     if not os.access(path, os.X_OK):

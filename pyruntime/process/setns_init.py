@@ -33,6 +33,7 @@ from .init import (
     block_imports,
     check_cwd_inside,
     describe,
+    filter_may_explain,
     find_executable,
     preload,
 )
@@ -209,13 +210,14 @@ def _child(plan: ExecPlan, chan: Channel, path: str, env: dict[str, str],
 
 
 _STEP = ["", ""]  # the step under way and a hint once the filter is loaded early (as in init.py)
+_FILTER_ERRNOS: list[frozenset[int] | None] = [None]
 
 
 def _with_step(e: BaseException) -> str:
     msg = describe(e)
     if isinstance(e, OSError) and _STEP[0]:
         msg = f"{_STEP[0]}: {msg}"
-    return f"{msg} ({_STEP[1]})" if _STEP[1] else msg
+    return f"{msg} ({_STEP[1]})" if _STEP[1] and filter_may_explain(e, _FILTER_ERRNOS[0]) else msg
 
 
 def _apply_labels(plan: ExecPlan) -> None:
@@ -291,7 +293,7 @@ def _setup(plan: ExecPlan, chan: Channel) -> tuple[str, dict[str, str], bool]:
         if not seccomp_late:  # no no_new_privs and the user keeps no CAP_SYS_ADMIN: load it while we can
             _STEP[0] = "loading linux.seccomp"
             seccomp.load(plan.seccomp, chan)
-            _STEP[1] = EARLY_FILTER_HINT
+            _STEP[1], _FILTER_ERRNOS[0] = EARLY_FILTER_HINT, plan.seccomp.errnos
     _STEP[0] = "chdir to the cwd"
     _chdir(cwd)
     _STEP[0] = "switching to the user"

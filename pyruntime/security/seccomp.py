@@ -65,6 +65,9 @@ class Program:
     notify: bool
     listener_path: str | None = None
     listener_metadata: str | None = None
+    # the errnos the filter can fail a syscall with (None: any, a notify agent answers), so that a
+    # failure under a filter loaded early is blamed on it only when it may be its doing
+    errnos: frozenset[int] | None = frozenset()
 
 
 def _action(name: str, errno_ret: int | None, file: str, path: str) -> int:
@@ -146,7 +149,18 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
     if cfg["defaultAction"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
         bpf = _enosys_stub(arches, [n for _, n, _, _ in rules]) + bpf
     return Program(bpf=bpf, flags=flags, notify=notify, listener_path=cfg.get("listenerPath"),
-                   listener_metadata=cfg.get("listenerMetadata"))
+                   listener_metadata=cfg.get("listenerMetadata"), errnos=None if notify else _errnos(cfg))
+
+
+def _errnos(cfg: dict[str, Any]) -> frozenset[int]:
+    """What ERRNO and TRACE actions return (EPERM unless errnoRet says), plus ENOSYS: the stub's
+    answer for syscalls the profile does not know, and TRACE's without a tracer."""
+    found = {errno.ENOSYS}
+    for action, ret in [(cfg["defaultAction"], cfg.get("defaultErrnoRet")),
+                        *((r["action"], r.get("errnoRet")) for r in cfg.get("syscalls") or [])]:
+        if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+            found.add(EPERM if ret is None else ret)
+    return frozenset(found)
 
 
 def _enosys_stub(arches: list[int], names: list[str]) -> bytes:

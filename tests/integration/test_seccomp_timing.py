@@ -218,3 +218,46 @@ def test_syscalls_newer_than_the_profile_get_enosys(rt, make_bundle, cid, tmp_pa
     proc = rt("run", "--bundle", str(make_bundle(["/tmp/bin/probe"], edit=edit)), cid, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"future=-1:{errno.ENOSYS} listed-default=-1:{errno.EPERM}"
+
+
+# podman's own profile (ENOSYS by default, EPERM for a few rules) loaded early, as podman runs a
+# container as root without CAP_SYS_ADMIN and without no_new_privs
+EARLY = {"noNewPrivileges": False, "user": {"uid": 1000, "gid": 1000}, "capabilities": {"bounding": ["CAP_KILL"]}}
+
+
+def test_a_missing_program_under_an_early_filter_is_not_blamed_on_it(rt, make_bundle, cid):
+    """A missing program's ENOENT is not an errno the profile returns (ENOSYS, EPERM): the reason
+    podman and docker show ("stat /nonexistent: no such file or directory") gets no seccomp hint
+    (seen in make soak's failure checks: every "command not found" said seccomp was loaded)."""
+    proc = rt("create", "--bundle", str(make_bundle(["/nonexistent"], edit=with_seccomp(allowlist(), **EARLY))), cid,
+              check=False)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert 'exec: "/nonexistent": stat /nonexistent: no such file or directory' in err
+    assert "linux.seccomp" not in err
+    proc = rt("create", "--bundle", str(make_bundle(["nonexistent"], edit=with_seccomp(allowlist(), **EARLY))), cid,
+              check=False)
+    assert 'exec: "nonexistent": executable file not found in $PATH' in proc.stderr
+    assert "linux.seccomp" not in proc.stderr
+    assert rt.ids() == []
+
+
+def test_exec_of_a_missing_program_under_an_early_filter_is_not_blamed_on_it(rt, make_bundle, cid):
+    rt("run", "-d", "--bundle", str(make_bundle(["sleep", "60"], edit=with_seccomp(allowlist(), **EARLY))), cid)
+    try:
+        proc = rt("exec", cid, "/nonexistent", check=False)
+        assert proc.returncode != 0
+        assert 'exec: "/nonexistent": stat /nonexistent: no such file or directory' in proc.stderr
+        assert "linux.seccomp" not in proc.stderr
+    finally:
+        rt("delete", "--force", cid)
+
+
+def test_a_failure_with_an_errno_the_early_filter_returns_keeps_the_hint(rt, make_bundle, cid):
+    """The profile's own errno (EPERM here, for getcwd) still names the filter."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}]}
+    proc = rt("create", "--bundle", str(make_bundle(["/nonexistent"], edit=with_seccomp(profile, **EARLY))), cid,
+              check=False)
+    assert "operation not permitted" in proc.stderr and "linux.seccomp is already loaded" in proc.stderr
+    assert rt.ids() == []

@@ -58,7 +58,8 @@ def libpod_cgroups() -> set[str]:
     for top in [Path(CGROUP_BASE, PARENT), *Path(CGROUP_BASE).glob(f"*/{PARENT}")]:
         if top.is_dir() and top.parent.name != PARENT:
             found.add(str(top))
-            found.update(str(p) for p in top.rglob("*") if p.is_dir())
+            # os.walk, not rglob: another podman user's cgroup removed mid-walk is skipped, not raised
+            found.update(os.path.join(root, d) for root, dirs, _ in os.walk(top) for d in dirs)
     return found
 
 
