@@ -542,10 +542,13 @@ def _check_executable(name: str, path: str) -> str:
         failure.errno = e.errno
         raise failure from None
     if stat.S_ISDIR(st.st_mode):
-        raise RuntimeFailure(f'exec: "{name}": {path} is a directory: permission denied')
-    if not os.access(path, os.X_OK):
-        raise RuntimeFailure(f'exec: "{name}": {path}: permission denied')
-    return path
+        failure = RuntimeFailure(f'exec: "{name}": {path} is a directory: permission denied')
+    elif not os.access(path, os.X_OK):
+        failure = RuntimeFailure(f'exec: "{name}": {path}: permission denied')
+    else:
+        return path
+    failure.errno = errno.EACCES  # the file's answer, not a filter's (filter_may_explain)
+    raise failure
 
 
 def _move_high(fd: int, low: int) -> int:
