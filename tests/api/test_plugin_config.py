@@ -45,8 +45,9 @@ def test_base_config_is_the_spec_default_plus_the_suites_needs() -> None:
     assert base_config(["echo", "hi"], "/cg/x") == _suite_expected(["echo", "hi"], "/cg/x")
 
 
-def test_make_bundle_is_the_plugins_bundle(make_bundle, bundle, cgroup_parent, oci_cgroup_parent, tmp_path) -> None:
-    assert cgroup_parent == oci_cgroup_parent
+def test_make_bundle_is_the_plugins_bundle(make_bundle, bundle, cgroup_parent, oci_cgroup_parent, state_root,
+                                           oci_root, tmp_path) -> None:
+    assert (cgroup_parent, state_root) == (oci_cgroup_parent, oci_root)  # one root, one leak check
     seen = []
     first = make_bundle(["sh", "-c", "true"], edit=lambda c: seen.append(type(c)) or c.update(hostname="h1"))
     assert seen == [dict]  # make_bundle's edits get the plain config.json dict
