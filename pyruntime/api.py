@@ -92,6 +92,13 @@ class Config:
         if rootfs is not None:
             self.data.setdefault("root", {})["path"] = os.path.abspath(rootfs)
 
+    def copy(self) -> Config:
+        """An independent copy (deep): edits to it leave this one unchanged, so one Config can be
+        the template of many containers."""
+        import copy
+
+        return Config(copy.deepcopy(self.data))
+
     @classmethod
     def load(cls, bundle: str | os.PathLike) -> Config:
         """The config.json of a bundle (its root.path made absolute, so it can be written elsewhere)."""

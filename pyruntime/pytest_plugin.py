@@ -8,8 +8,12 @@ it does nothing unless a test requests one of its fixtures (`-p no:pyruntime` tu
 - `oci_root`: a private state root (--root) for the test; `oci_runtime`: a pyruntime.api.Runtime on it;
 - `oci_cgroup_parent`: a private parent cgroup ("/pyruntime-pytest-<random>") under which the
   fixtures place every container's cgroup;
-- `bundle`: a factory, bundle(args=("true",), edit=None) -> a bundle directory (config.json for
-  oci_rootfs, from `pyruntime spec`'s defaults, cgroup under oci_cgroup_parent); edit(config), a
+- `oci_config`: the pyruntime.api.Config every bundle of the test starts from (each gets its own
+  copy): `pyruntime spec`'s defaults for oci_rootfs. Override this fixture in a conftest.py to give
+  every bundle of a test suite the same changes;
+- `bundle`: a factory, bundle(args=("true",), edit=None, name=None) -> a bundle directory
+  <tmp_path>/<name> (name defaults to b0, b1...; a name used twice is an error) holding a copy of
+  oci_config with these args and the cgroup <oci_cgroup_parent>/<name>; edit(config), a
   pyruntime.api.Config, changes it before it is written;
 - `container`: a factory, container(args, config=None, start=True, **options) -> a created (and
   by default started) pyruntime.api.Container, force-deleted after the test.
@@ -18,7 +22,8 @@ The leak check: after each test, what its fixtures made must be gone: containers
 that the `container` factory does not own (made directly through the API and never deleted), cgroups
 left under oci_cgroup_parent, mounts under the test's roots and bundles. Each is removed, recorded,
 and at the end of the session reported; a session with a leak fails (exit status 1) even if every
-test passed.
+test passed. `cgroup_dirs(rel)` lists what is left of a cgroup (every hierarchy, deepest first), for
+tests that check a cgroup is gone.
 
 Needs root (real namespaces, mounts and cgroups); containers are created by the test process itself
 (see pyruntime.api: the caller becomes a child subreaper).
@@ -78,8 +83,9 @@ def _hierarchies() -> list[Path]:
     return [p for p in base.iterdir() if p.is_dir() and not p.is_symlink()] if base.is_dir() else []
 
 
-def _cgroup_dirs(rel: str) -> list[Path]:
-    """Every directory of cgroup rel in every hierarchy, deepest first."""
+def cgroup_dirs(rel: str) -> list[Path]:
+    """Every directory of cgroup rel (a cgroupsPath: absolute, under the hierarchies' roots) in every
+    mounted hierarchy, deepest first; [] once it is gone everywhere."""
     found: list[Path] = []
     for hierarchy in _hierarchies():
         top = hierarchy / rel.lstrip("/")
@@ -91,7 +97,7 @@ def _cgroup_dirs(rel: str) -> list[Path]:
 
 def _remove_cgroup_tree(rel: str) -> list[Path]:
     """Kill what is in it, remove it; what could not be removed."""
-    for d in _cgroup_dirs(rel):
+    for d in cgroup_dirs(rel):
         for name in ("cgroup.freeze", "freezer.state"):  # a paused leftover would never die
             try:
                 (d / name).write_text("0" if name == "cgroup.freeze" else "THAWED")
@@ -103,17 +109,17 @@ def _remove_cgroup_tree(rel: str) -> list[Path]:
         except (OSError, ValueError):
             pass
     for _attempt in range(50):
-        for d in _cgroup_dirs(rel):
+        for d in cgroup_dirs(rel):
             try:
                 d.rmdir()
             except OSError:
                 pass
-        if not _cgroup_dirs(rel):
+        if not cgroup_dirs(rel):
             return []
         import time
 
         time.sleep(0.02)
-    return _cgroup_dirs(rel)
+    return cgroup_dirs(rel)
 
 
 def _mounts_under(paths: list[str]) -> list[str]:
@@ -145,7 +151,7 @@ def oci_cgroup_parent(request: pytest.FixtureRequest) -> Iterator[str]:
     rel = f"/pyruntime-pytest-{uuid.uuid4().hex[:12]}"
     yield rel
     top = rel.lstrip("/")
-    left = [str(d) for d in _cgroup_dirs(rel) if d.name != top]  # the parent itself is ours to remove
+    left = [str(d) for d in cgroup_dirs(rel) if d.name != top]  # the parent itself is ours to remove
     for d in left:
         _leak(request, f"cgroup left behind: {d}")
     for d in _remove_cgroup_tree(rel):
@@ -181,17 +187,23 @@ def oci_runtime(oci_root: str) -> Any:
 
 
 @pytest.fixture
-def bundle(request: pytest.FixtureRequest, tmp_path: Path, oci_rootfs: Path, oci_cgroup_parent: str,
-           oci_root: str) -> Callable[..., Path]:
+def oci_config(oci_rootfs: Path) -> Any:
     from . import api
 
+    return api.Config(rootfs=oci_rootfs)
+
+
+@pytest.fixture
+def bundle(request: pytest.FixtureRequest, tmp_path: Path, oci_config: Any, oci_cgroup_parent: str,
+           oci_root: str) -> Callable[..., Path]:
     counter = iter(range(1_000_000))
     request.node.stash.setdefault(_PATHS, []).append(str(tmp_path))
 
-    def make(args: Any = ("true",), edit: Callable[[Any], Any] | None = None) -> Path:
-        name = f"bundle{next(counter)}"
+    def make(args: Any = ("true",), edit: Callable[[Any], Any] | None = None, name: str | None = None) -> Path:
+        name = name or f"b{next(counter)}"
         path = tmp_path / name
-        config = api.Config(rootfs=oci_rootfs).args(*args).cgroups_path(f"{oci_cgroup_parent}/{name}")
+        path.mkdir()  # FileExistsError: a name used twice
+        config = oci_config.copy().args(*args).cgroups_path(f"{oci_cgroup_parent}/{name}")
         if edit:
             edit(config)
         config.write(path)

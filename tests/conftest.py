@@ -1,17 +1,20 @@
 """Shared fixtures: the runtime under test, a private --root, a private cgroup parent, bundles.
 
-Every fixture cleans up after itself and fails the test if the test left a container behind.
-The runtime binary is chosen by PYRUNTIME_BIN (default: the project's venv), so the same tests can
-run against runc for comparison.
+Built on the API and its pytest plugin (pyruntime/pytest_plugin.py), not beside them: a test config
+is an api.Config (`pyruntime spec`'s defaults plus what every test container needs: suite_config),
+a bundle is the plugin's `bundle` (make_bundle only adapts its edits to the plain dict), the private
+--root and cgroup parent are the plugin's oci_root and oci_cgroup_parent, and what a test leaves
+behind (containers, cgroups, mounts under its root and bundles) is removed and reported by the
+plugin's leak check, which fails the session.
+CLI tests keep calling the runtime binary (rt, sh), chosen by PYRUNTIME_BIN (default: the
+project's venv), so the same tests can run against runc for comparison.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,10 +25,12 @@ from typing import Any
 
 import pytest
 
+from pyruntime import api
+from pyruntime.pytest_plugin import cgroup_dirs  # noqa: F401 - the tests import it from here
+
 REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
-CGROUP_BASE = "/sys/fs/cgroup"
 # Under emulation (the VM tiers: tests/vm/) everything runs 10-20x slower: no per-example deadline
 # for hypothesis there (its default, 200 ms, measures the machine, not the code).
 if float(os.environ.get("PYRUNTIME_TEST_SLOWDOWN", "1")) > 1:
@@ -35,36 +40,17 @@ if float(os.environ.get("PYRUNTIME_TEST_SLOWDOWN", "1")) > 1:
     _hypothesis_settings.load_profile("emulated")
 
 
+def suite_config(rootfs: str | Path = ROOTFS) -> api.Config:
+    """The config every test container starts from: `pyruntime spec`'s defaults (api.Config) for the
+    shared busybox rootfs (read-only: tests never write to it), plus what the tests' scripts need: a
+    tmpfs on /tmp (where they write) and CAP_SYS_ADMIN (they mount)."""
+    return api.Config(rootfs=rootfs).add_capabilities("CAP_SYS_ADMIN").mount(
+        "/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev"])
+
+
 def base_config(args: list[str], cgroups_path: str) -> dict[str, Any]:
-    """A small config.json for the shared busybox rootfs (read-only: tests never write to it)."""
-    return {
-        "ociVersion": "1.3.0",
-        "process": {
-            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]
-                             for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": True,
-        },
-        "root": {"path": str(ROOTFS), "readonly": True},
-        "hostname": "testbox",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-        ],
-        "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "cgroupsPath": cgroups_path,
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
+    """suite_config with these args and cgroupsPath, as the plain config.json dict."""
+    return suite_config().args(*args).cgroups_path(cgroups_path).data
 
 
 class Runtime:
@@ -98,17 +84,22 @@ class Runtime:
         return sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []
 
 
+@pytest.fixture(scope="session")
+def oci_rootfs() -> Path:
+    """The plugin's rootfs (of `bundle`, `container`): the shared busybox one."""
+    return ROOTFS
+
+
 @pytest.fixture
-def state_root(cgroup_parent: str) -> Iterator[str]:
-    # Depends on cgroup_parent so that it is torn down first: a failed test's containers are deleted
-    # (processes reaped, cgroups removed) before cgroup_parent checks and removes what is left.
-    root = tempfile.mkdtemp(prefix="prt-", dir="/run")
-    yield root
-    left = sorted(os.listdir(root))
-    for cid in left:
-        subprocess.run([RUNTIME, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
-    shutil.rmtree(root, ignore_errors=True)
-    assert not left, f"test left containers behind: {left}"
+def oci_config() -> api.Config:
+    """The plugin's base of every bundle: suite_config."""
+    return suite_config()
+
+
+@pytest.fixture
+def state_root(oci_root: str) -> str:
+    """A private --root: the plugin's oci_root (its leftovers are deleted and reported as leaks)."""
+    return oci_root
 
 
 @pytest.fixture
@@ -116,63 +107,24 @@ def rt(state_root: str) -> Runtime:
     return Runtime(RUNTIME, state_root)
 
 
-def cgroup_dirs(rel: str) -> list[Path]:
-    """Every directory of the cgroup rel in every hierarchy, deepest first."""
-    found: list[Path] = []
-    base = Path(CGROUP_BASE)
-    # a pure cgroup v2 host (or the VM tier) has one hierarchy at the base itself
-    hierarchies = [base] if (base / "cgroup.controllers").exists() else base.iterdir()
-    for hierarchy in hierarchies:
-        top = hierarchy / rel.lstrip("/")
-        if top.is_dir():
-            found += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-            found.append(top)
-    return found
-
-
-def _kill_cgroup(d: Path) -> None:
-    try:
-        for pid in (d / "cgroup.procs").read_text().split():
-            os.kill(int(pid), signal.SIGKILL)
-    except (OSError, ValueError):
-        pass
-
-
 @pytest.fixture
-def cgroup_parent() -> Iterator[str]:
-    """A private parent cgroup (absolute, outside the machine's own groups), removed afterwards."""
-    rel = f"/pyruntime-test-{uuid.uuid4().hex[:12]}"
-    yield rel
-    leftovers = [d for d in cgroup_dirs(rel) if d.name != rel.lstrip("/")]
-    for d in cgroup_dirs(rel):
-        _kill_cgroup(d)
-        try:
-            d.rmdir()
-        except OSError:
-            pass
-    remaining = cgroup_dirs(rel)
-    assert not remaining, f"cannot remove test cgroups: {remaining}"
-    assert not leftovers, f"test left cgroups behind: {leftovers}"
+def cgroup_parent(oci_cgroup_parent: str) -> str:
+    """A private parent cgroup: the plugin's oci_cgroup_parent (cgroups left under it are removed
+    and reported as leaks)."""
+    return oci_cgroup_parent
 
 
 BundleMaker = Callable[..., Path]
 
 
 @pytest.fixture
-def make_bundle(tmp_path: Path, cgroup_parent: str) -> BundleMaker:
-    """make_bundle(args, edit=None, name=None) -> bundle dir with config.json for the busybox rootfs."""
-    counter = iter(range(1_000_000))
+def make_bundle(bundle: BundleMaker) -> BundleMaker:
+    """make_bundle(args, edit=None, name=None) -> the plugin's bundle(args, edit, name) (config.json
+    from suite_config, cgroup <cgroup_parent>/<name>), its edit given the plain dict (Config.data)."""
 
     def make(args: list[str] | None = None, edit: Callable[[dict[str, Any]], None] | None = None,
              name: str | None = None) -> Path:
-        name = name or f"b{next(counter)}"
-        bundle = tmp_path / name
-        bundle.mkdir()
-        config = base_config(args or ["true"], f"{cgroup_parent}/{name}")
-        if edit:
-            edit(config)
-        (bundle / "config.json").write_text(json.dumps(config))
-        return bundle
+        return bundle(args or ["true"], (lambda config: edit(config.data)) if edit else None, name)
 
     return make
 
@@ -180,10 +132,6 @@ def make_bundle(tmp_path: Path, cgroup_parent: str) -> BundleMaker:
 @pytest.fixture
 def cid() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
-
-
-def deep_copy(obj: Any) -> Any:
-    return copy.deepcopy(obj)
 
 
 # -- helpers shared by the integration tiers (issue 2) -------------------------------------------

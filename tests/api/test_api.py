@@ -5,43 +5,41 @@ everything checked gone by the plugin's leak check."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from pyruntime import api
+from pyruntime.pytest_plugin import cgroup_dirs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates containers")
 
 
 def _cgroup_exists(rel: str) -> bool:
-    base = Path("/sys/fs/cgroup")
-    return any((h / rel.lstrip("/")).is_dir() for h in ([base] if (base / "cgroup.controllers").exists()
-                                                          else base.iterdir()))
+    return bool(cgroup_dirs(rel))
 
 
-def _config(oci_rootfs: Path, parent: str, name: str, *args: str) -> api.Config:
-    return api.Config(rootfs=oci_rootfs).args(*args).cgroups_path(f"{parent}/{name}")
+def _config(base: api.Config, parent: str, name: str, *args: str) -> api.Config:
+    return base.copy().args(*args).cgroups_path(f"{parent}/{name}")
 
 
 # -- run, exit status, output ---------------------------------------------------------------------------
-def test_run_returns_exit_status_and_output(oci_runtime, oci_rootfs, oci_cgroup_parent):
-    config = _config(oci_rootfs, oci_cgroup_parent, "r", "sh", "-c", "echo out; echo err >&2; exit 3")
+def test_run_returns_exit_status_and_output(oci_runtime, oci_config, oci_cgroup_parent):
+    config = _config(oci_config, oci_cgroup_parent, "r", "sh", "-c", "echo out; echo err >&2; exit 3")
     result = oci_runtime.run("r1", config, timeout=30)
     assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
     assert oci_runtime.ids() == []  # deleted afterwards
     assert not _cgroup_exists(f"{oci_cgroup_parent}/r")
 
 
-def test_run_with_input(oci_runtime, oci_rootfs, oci_cgroup_parent):
-    config = _config(oci_rootfs, oci_cgroup_parent, "r", "sh", "-c", "cat; exit 5")
+def test_run_with_input(oci_runtime, oci_config, oci_cgroup_parent):
+    config = _config(oci_config, oci_cgroup_parent, "r", "sh", "-c", "cat; exit 5")
     result = oci_runtime.run("r2", config, input=b"piped in", timeout=30)
     assert result.stdout == b"piped in" and result.returncode == 5
 
 
-def test_run_timeout_deletes_the_container(oci_runtime, oci_rootfs, oci_cgroup_parent):
+def test_run_timeout_deletes_the_container(oci_runtime, oci_config, oci_cgroup_parent):
     with pytest.raises(api.WaitTimeout):
-        oci_runtime.run("r3", _config(oci_rootfs, oci_cgroup_parent, "r", "sleep", "100"), timeout=0.5)
+        oci_runtime.run("r3", _config(oci_config, oci_cgroup_parent, "r", "sleep", "100"), timeout=0.5)
     assert oci_runtime.ids() == []
 
 
@@ -236,8 +234,8 @@ def test_config_helpers(container, tmp_path):
     assert c.stats()["memory"]["usage"]["limit"] == 64 * 1024 * 1024
 
 
-def test_bad_config_is_a_config_error_with_its_path(oci_runtime, oci_rootfs, oci_cgroup_parent):
-    config = _config(oci_rootfs, oci_cgroup_parent, "bad", "true").cwd("not/absolute")
+def test_bad_config_is_a_config_error_with_its_path(oci_runtime, oci_config, oci_cgroup_parent):
+    config = _config(oci_config, oci_cgroup_parent, "bad", "true").cwd("not/absolute")
     with pytest.raises(api.ConfigError) as e:
         oci_runtime.create("bad", config)
     assert e.value.path == "process.cwd" and e.value.file.endswith("config.json")
@@ -264,21 +262,24 @@ def test_start_twice_fails(container):
 
 # -- the context manager --------------------------------------------------------------------------------
 def test_with_deletes_on_exit(oci_root, bundle, oci_cgroup_parent):
-    with api.Container("w1", bundle(["sleep", "100"]), root=oci_root) as c:
+    path = bundle(["sleep", "100"])
+    with api.Container("w1", path, root=oci_root) as c:
         c.start()
         assert c.status == "running"
+        assert _cgroup_exists(f"{oci_cgroup_parent}/{path.name}")
     assert api.Runtime(oci_root).ids() == []
-    assert not _cgroup_exists(f"{oci_cgroup_parent}/bundle0")
+    assert not _cgroup_exists(f"{oci_cgroup_parent}/{path.name}")
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_with_deletes_on_exceptions(oci_root, bundle, oci_cgroup_parent, error):
+    path = bundle(["sleep", "100"])
     with pytest.raises(error):
-        with api.Container("w2", bundle(["sleep", "100"]), root=oci_root) as c:
+        with api.Container("w2", path, root=oci_root) as c:
             c.start()
             raise error("boom")
     assert api.Runtime(oci_root).ids() == []
-    assert not _cgroup_exists(f"{oci_cgroup_parent}/bundle0")
+    assert not _cgroup_exists(f"{oci_cgroup_parent}/{path.name}")
 
 
 @pytest.mark.parametrize("how", ["with", "run"])
@@ -297,7 +298,7 @@ def test_ctrl_c_during_create_leaves_nothing(oci_root, bundle, oci_cgroup_parent
         else:
             api.Runtime(oci_root).run("w4", path, timeout=30)
     assert api.Runtime(oci_root).ids() == []
-    assert not _cgroup_exists(f"{oci_cgroup_parent}/bundle0")
+    assert not _cgroup_exists(f"{oci_cgroup_parent}/{path.name}")
 
 
 def test_with_a_failed_create_leaves_nothing(oci_root, bundle):

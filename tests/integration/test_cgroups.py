@@ -263,7 +263,8 @@ def test_unified_keys(sh, rt, make_bundle, cid):
     if V2:
         def edit(config: dict[str, Any]) -> None:
             config["linux"]["resources"] = {"unified": {"pids.max": "7"}}
-            config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"})
+            config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys/fs/cgroup"] + [
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]  # (a second: EBUSY)
 
         # the container's own cgroup, seen through its cgroup namespace and cgroup2 mount
         proc = sh("cat /sys/fs/cgroup/pids.max /proc/self/cgroup", edit=edit)

@@ -167,8 +167,14 @@ def test_rootfs_is_a_file(rt, make_bundle, cid, tmp_path):
 
 @pytest.mark.parametrize("ns_type", ["bogus", "PID", "net", ""])
 def test_unknown_namespace_type(rt, make_bundle, cid, ns_type):
-    bundle = make_bundle(["true"], edit=lambda c: c["linux"]["namespaces"].append({"type": ns_type}))
-    _clean_failure(_create(rt, bundle, cid), rt, "linux.namespaces[6].type", "unknown namespace type")
+    index = []
+
+    def edit(c: dict) -> None:
+        index.append(len(c["linux"]["namespaces"]))
+        c["linux"]["namespaces"].append({"type": ns_type})
+
+    bundle = make_bundle(["true"], edit=edit)
+    _clean_failure(_create(rt, bundle, cid), rt, f"linux.namespaces[{index[0]}].type", "unknown namespace type")
 
 
 # -- IDs -----------------------------------------------------------------------------------------------------

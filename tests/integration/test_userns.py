@@ -89,13 +89,16 @@ def test_mount_level_mappings_and_recursive_attributes(rt, make_bundle, cid, hos
 
 
 def test_idmap_without_any_mapping_is_refused_cleanly(rt, make_bundle, cid, host_dir):
+    index = []
+
     def edit(c: dict) -> None:
+        index.append(len(c["mounts"]))
         c["mounts"].append({"destination": "/home", "type": "bind", "source": str(host_dir),
                             "options": ["bind", "idmap"]})
 
     proc = rt("create", "-b", str(make_bundle(["true"], edit=edit)), cid, check=False)
     assert proc.returncode == 1
-    assert "mounts[7]" in proc.stderr and "uidMappings" in proc.stderr
+    assert f"mounts[{index[0]}]" in proc.stderr and "uidMappings" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert rt.ids() == []
 

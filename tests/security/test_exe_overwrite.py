@@ -72,7 +72,7 @@ def test_shebang_proc_self_exe_entrypoint(rt, evil_bundle, evil_rootfs, attacker
 
 
 def base_caps() -> list[str]:
-    from conftest import base_config
+    from pyruntime_tests_conftest import base_config
 
     return base_config(["true"], "/x")["process"]["capabilities"]["bounding"]
 
