@@ -28,5 +28,5 @@ def is_paused(paths: dict[str, str], freezing: bool = False) -> bool:
                 return f.read().strip() in (("FROZEN", "FREEZING") if freezing else ("FROZEN",))
         with open(f"{path}/cgroup.freeze") as f:
             return f.read().strip() == "1"
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT), or being removed by a delete (ENODEV): not frozen
         return False

@@ -211,14 +211,25 @@ def create(root: str, container_id: str) -> Container:
     check_id(container_id)
     _ensure_root(root)
     path = os.path.join(root, container_id)
-    try:
-        os.mkdir(path, 0o711)
-    except FileExistsError:
-        raise AlreadyExists(container_id) from None
-    except OSError as e:  # e.g. a root that is not ours to write (try --root)
-        raise os_failure("cannot create the state directory", e) from None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    for _ in range(3):
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise AlreadyExists(container_id) from None
+        except OSError as e:  # e.g. a root that is not ours to write (try --root)
+            raise os_failure("cannot create the state directory", e) from None
+        # Until the lock is ours, a `delete` of this ID may take the new, empty directory for one a
+        # killed create left, and remove it: then the ID is free again, and this create starts over.
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink > 0:
+            break
+        os.close(fd)
+    else:
+        raise RuntimeFailure(f"cannot create the state directory {path}: removed by concurrent deletes")
     owner = "root" if os.geteuid() == 0 else str(os.geteuid())
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
     return Container(id=container_id, root=root, dir_fd=fd, created=created, owner=owner, locked=True)
