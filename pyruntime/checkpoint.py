@@ -146,7 +146,7 @@ def _is_bind(m: dict[str, Any]) -> bool:
 
 
 def _dest(m: dict[str, Any]) -> str:
-    return os.path.normpath("/" + str(m.get("destination", "")))
+    return os.path.normpath("/" + str(m.get("destination", "")).lstrip("/"))  # not "//x": POSIX keeps it
 
 
 def device_paths(config: dict[str, Any]) -> list[str]:
