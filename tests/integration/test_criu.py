@@ -9,6 +9,7 @@ restored process in their place (descriptors.json).
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -120,7 +121,12 @@ def cleanup(rt, cid: str) -> None:  # noqa: ANN001
 
 
 def test_checkpoint_and_restore_goes_on_counting(rt, make_bundle, cid, pipes, tmp_path, cgroup_parent):
-    bundle, before = start_counter(rt, make_bundle, cid, pipes)
+    hook_log = tmp_path / "hooks"
+
+    def prestart_hook(config):  # noqa: ANN001, ANN202 - records the state each prestart hook is given
+        config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {hook_log}; echo >> {hook_log}"]}]}
+
+    bundle, before = start_counter(rt, make_bundle, cid, pipes, edit=prestart_hook)
     image = tmp_path / "image"
     rt("checkpoint", "--image-path", str(image), "--work-path", str(tmp_path / "work"), cid, timeout=120 * SLOW)
     assert rt.ids() == [], "runc destroys a checkpointed container"
@@ -130,6 +136,8 @@ def test_checkpoint_and_restore_goes_on_counting(rt, make_bundle, cid, pipes, tm
     st = rt.state(cid)
     assert st["status"] == "running" and st["pid"] > 0
     assert_goes_on(before, after)
+    hook_states = [json.loads(line) for line in hook_log.read_text().splitlines() if line.strip()]
+    assert len(hook_states) == 2 and hook_states[1]["pid"] == st["pid"], "prestart runs at restore with its pid"
     assert rt("exec", cid, "sh", "-c", "echo in-restored").stdout.strip() == "in-restored"
     procs = [int(p) for d in cgroup_dirs(f"{cgroup_parent}/b-{cid}") for p in (d / "cgroup.procs").read_text().split()]
     assert st["pid"] in procs, "the restored init is in the container's cgroup"
