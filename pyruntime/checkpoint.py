@@ -93,6 +93,14 @@ def base_opts(opts: CriuOptions, log_file: str) -> dict[str, object]:
     return rpc
 
 
+def config_file(annotations: dict[str, str]) -> str | None:
+    """runc's CRIU configuration file: annotation org.criu.config (empty: none), else
+    /etc/criu/runc.conf (CRIU ignores a missing file; its settings override the RPC's)."""
+    if "org.criu.config" in annotations:
+        return annotations["org.criu.config"] or None
+    return "/etc/criu/runc.conf"
+
+
 def empty_ns_mask(names: tuple[str, ...]) -> int:
     """runc always leaves the network namespace's contents to others (CRIU gets CLONE_NEWNET), and
     --empty-ns accepts only "network"."""
@@ -181,7 +189,8 @@ def checkpoint(c: Container, opts: CriuOptions, criu: str = "criu") -> None:
     fds: list[int] = []
     try:
         fds.append(_open_dir(opts.image_path, "--image-path"))
-        rpc.update(images_dir_fd=fds[-1], pid=c.pid, leave_running=opts.leave_running, root=_rootfs(c, config))
+        rpc.update(images_dir_fd=fds[-1], pid=c.pid, leave_running=opts.leave_running, root=_rootfs(c, config),
+                   config_file=config_file(c.annotations))
         if opts.work_path:
             fds.append(_open_dir(opts.work_path, "--work-path"))
             rpc["work_dir_fd"] = fds[-1]

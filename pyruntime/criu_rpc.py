@@ -28,15 +28,12 @@ OPT = {
     "notify_scripts": 12, "root": 13, "parent_img": 14, "track_mem": 15, "auto_dedup": 16,
     "work_dir_fd": 17, "ext_mnt": 23, "manage_cgroups": 24, "cg_root": 25, "rst_sibling": 26,
     "inherit_fd": 27, "manage_cgroups_mode": 34, "external": 37, "empty_ns": 38, "join_ns": 39,
-    "freeze_cgroup": 44, "lazy_pages": 48, "status_fd": 49, "orphan_pts_master": 50,
+    "freeze_cgroup": 44, "lazy_pages": 48, "status_fd": 49, "orphan_pts_master": 50, "config_file": 51,
     "lsm_profile": 53, "lsm_mount_context": 63,
 }
 # the nested messages' fields, in order: (key, val) pairs and the page server
 PAIRS = {"ext_mnt": (1, 2), "inherit_fd": (1, 2), "cg_root": (1, 2), "join_ns": (1, 2)}
 PS_FIELDS = {"address": 1, "port": 2}
-
-Value = "bool | int | str | bytes | list | tuple | dict"
-
 
 def _varint(n: int) -> bytes:
     n &= (1 << 64) - 1  # negative int32s are ten-byte two's complement varints
@@ -167,7 +164,7 @@ def swrk(criu: str, req_type: int, opts: dict[str, object], log_path: str, what:
             return _converse(proc, ours, req_type, opts, log_path, what, on_notify, on_started, timeout)
         finally:
             ours.close()
-            _reap(proc, req_type)
+            _reap(proc)
     finally:
         theirs.close()
 
@@ -206,7 +203,7 @@ def _converse(proc: subprocess.Popen, sock: socket.socket, req_type: int, opts: 
         sock.sendall(encode_req(NOTIFY, notify_success=True))
 
 
-def _reap(proc: subprocess.Popen, req_type: int) -> None:
+def _reap(proc: subprocess.Popen) -> None:
     """CRIU exits once its socket closes (a pre-dump's swrk waits for more requests until then)."""
     try:
         proc.wait(timeout=60)

@@ -78,7 +78,8 @@ def restore(root: str, container_id: str, opts: cp.CriuOptions, ropts: RestoreOp
         _make_mountpoints(config, rootfs)
         fds.append(cp._open_dir(opts.image_path, "--image-path"))
         rpc.update(images_dir_fd=fds[-1], evasive_devices=True, rst_sibling=True, root=criu_root,
-                   lsm_profile=opts.lsm_profile, lsm_mount_context=opts.lsm_mount_context)
+                   lsm_profile=opts.lsm_profile, lsm_mount_context=opts.lsm_mount_context,
+                   config_file=cp.config_file(c.annotations))
         if opts.work_path:
             fds.append(cp._open_dir(opts.work_path, "--work-path"))
             rpc["work_dir_fd"] = fds[-1]

@@ -79,3 +79,9 @@ def test_external_mounts_on_dump_and_on_restore():
     restored = restore.restore_ext_mounts(config)
     assert ("/data", "/srv/data") in restored and ("/etc/hosts", "/h") in restored
     assert ("/dev/null", "/dev/null") in restored  # masked paths are /dev/null binds
+
+
+def test_criu_configuration_file_as_runc_chooses_it():
+    assert cp.config_file({}) == "/etc/criu/runc.conf"
+    assert cp.config_file({"org.criu.config": "/x.conf"}) == "/x.conf"
+    assert cp.config_file({"org.criu.config": ""}) is None  # none at all
