@@ -157,6 +157,32 @@ def _dest(m: dict[str, Any]) -> str:
     return os.path.normpath("/" + str(m.get("destination", "")).lstrip("/"))  # not "//x": POSIX keeps it
 
 
+def resolved_dest(rootfs: str, m: dict[str, Any]) -> str:
+    """A mount's destination as the runtime mounted it: symlinks resolved inside the rootfs (a
+    destination through a symlink is mounted on its target; CRIU knows the mount by that path)."""
+    from .rootfs import resolve
+
+    dest = _dest(m)
+    try:
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return dest
+    try:
+        fd = resolve.open_in_root(root_fd, dest)
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+    except OSError:
+        return dest  # not there (yet): the lexical path
+    finally:
+        os.close(root_fd)
+    root = os.path.realpath(rootfs)
+    if real == root:
+        return "/"
+    return real[len(root):] if real.startswith(root + "/") else dest
+
+
 def device_paths(config: dict[str, Any]) -> list[str]:
     from .rootfs.devices import DEFAULT_DEVICES
 
@@ -205,7 +231,7 @@ def checkpoint(c: Container, opts: CriuOptions, criu: str = "criu") -> None:
         if opts.lazy_pages and opts.status_fd >= 0:
             _check_status_fd(opts.status_fd)
         if not opts.pre_dump:  # no need for any of this in a pre-dump (runc)
-            rpc["ext_mnt"] = dump_ext_mounts(config, c.pid)
+            rpc["ext_mnt"] = dump_ext_mounts(config, c.pid, _rootfs(c, config))
             _write_descriptors(opts.image_path, c.pid)
 
         def notify(script: str, _pid: int, _fds: list[int]) -> None:
@@ -262,10 +288,14 @@ def external_namespaces(config: dict[str, Any], pid: int) -> list[str]:
     return out
 
 
-def dump_ext_mounts(config: dict[str, Any], pid: int) -> list[tuple[str, str]]:
+def dump_ext_mounts(config: dict[str, Any], pid: int, rootfs: str = "/nonexistent") -> list[tuple[str, str]]:
     """Mounts CRIU cannot dump itself, keyed by their destination: binds, masked files (/dev/null
     bound over them) and device nodes (bound from the host in a user namespace)."""
-    pairs = [(_dest(m), _dest(m)) for m in config.get("mounts") or [] if _is_bind(m)]
+    pairs = []
+    for m in config.get("mounts") or []:
+        if _is_bind(m):
+            dest = resolved_dest(rootfs, m)
+            pairs.append((dest, dest))
     for path in (config.get("linux") or {}).get("maskedPaths") or []:
         try:
             if not stat.S_ISDIR(os.stat(f"/proc/{pid}/root{path}").st_mode):

@@ -75,7 +75,7 @@ def restore(root: str, container_id: str, opts: cp.CriuOptions, ropts: RestoreOp
 
             terminal_proxy = console.ForegroundTerminal()
         criu_root = _private_root(c, rootfs)
-        _make_mountpoints(config, rootfs)
+        _make_mountpoints(config, rootfs, bundle)  # (before the keys: they are the resolved mount points)
         fds.append(cp._open_dir(opts.image_path, "--image-path"))
         rpc.update(images_dir_fd=fds[-1], evasive_devices=True, rst_sibling=True, root=criu_root,
                    lsm_profile=opts.lsm_profile, lsm_mount_context=opts.lsm_mount_context,
@@ -85,7 +85,7 @@ def restore(root: str, container_id: str, opts: cp.CriuOptions, ropts: RestoreOp
             rpc["work_dir_fd"] = fds[-1]
         inherit, join = _namespaces(config, namespaces, fds, file)
         inherit += [(key, n) for n, key in enumerate(descriptors) if "pipe:" in key]
-        rpc.update(inherit_fd=inherit, join_ns=join, ext_mnt=restore_ext_mounts(config))
+        rpc.update(inherit_fd=inherit, join_ns=join, ext_mnt=restore_ext_mounts(config, rootfs, bundle))
         if not ropts.no_subreaper and not ropts.detach:
             import _prctl
 
@@ -200,40 +200,57 @@ def _drop_private_root(c: state.Container) -> None:
         os.rmdir(target)
 
 
-def _make_mountpoints(config: dict[str, Any], rootfs: str) -> None:
+def _make_mountpoints(config: dict[str, Any], rootfs: str, bundle: str) -> None:
     """Create missing mount points in the rootfs (CRIU mounts on them), except under a tmpfs (CRIU
-    restores its contents) and for cgroup mounts (runc's prepareCriuRestoreMounts)."""
+    restores its contents) and for cgroup mounts (runc's prepareCriuRestoreMounts). Each bind mount
+    is bound for the while (in this command's own mount namespace), so that the mount points of
+    binds nested in it are made in its source, as at create."""
+    from . import native
     from .rootfs import resolve
 
     mounts = config.get("mounts") or []
     tmpfs = [cp._dest(m) for m in mounts if m.get("type") == "tmpfs"]
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    bound: list[str] = []
     try:
         for m in mounts:
             dest = cp._dest(m)
             if m.get("type") in ("cgroup", "cgroup2") or any(dest.startswith(t + "/") for t in tmpfs):
                 continue
+            bind = cp._is_bind(m) and bool(m.get("source"))
+            source = os.path.join(bundle, m["source"]) if bind else ""  # relative: to the bundle
+            file_source = bind and os.path.exists(source) and not os.path.isdir(source)
             try:
-                fd = resolve.open_in_root(root_fd, dest)
-                os.close(fd)
-                continue
-            except FileNotFoundError:
-                pass
-            except OSError:
-                continue
-            file_source = cp._is_bind(m) and os.path.exists(m.get("source", "")) and not os.path.isdir(m["source"])
-            try:
-                os.close(resolve.mkfile_in_root(root_fd, dest) if file_source else resolve.mkdirs_in_root(root_fd, dest))
+                fd = resolve.mkfile_in_root(root_fd, dest) if file_source else resolve.mkdirs_in_root(root_fd, dest)
             except OSError as e:
                 raise RuntimeFailure(f"cannot create the mount point {dest} in the rootfs: "
                                      f"{(e.strerror or str(e)).lower()}") from None
+            try:
+                if bind and os.path.exists(source):
+                    native.mount(source, f"/proc/self/fd/{fd}", None, MS_BIND | MS_REC)
+                    bound.append(dest)
+            except OSError as e:
+                raise RuntimeFailure(f"cannot bind {source} on {dest} to make the mount points in it: "
+                                     f"{(e.strerror or str(e)).lower()}") from None
+            finally:
+                os.close(fd)
     finally:
+        for dest in reversed(bound):
+            try:
+                fd = resolve.open_in_root(root_fd, dest)
+                try:
+                    native.umount2(f"/proc/self/fd/{fd}", MNT_DETACH)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
         os.close(root_fd)
 
 
-def restore_ext_mounts(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """The external mounts of the dump, each key mapped to its source now (the bundle's)."""
-    pairs = [(cp._dest(m), os.path.abspath(m["source"])) for m in config.get("mounts") or []
+def restore_ext_mounts(config: dict[str, Any], rootfs: str = "/nonexistent", bundle: str = "/") -> list[tuple[str, str]]:
+    """The external mounts of the dump, each key mapped to its source now (the bundle's; a relative
+    source is relative to the bundle, as at create)."""
+    pairs = [(cp.resolved_dest(rootfs, m), os.path.normpath(os.path.join(bundle, m["source"]))) for m in config.get("mounts") or []
              if cp._is_bind(m) and m.get("source")]
     if (config.get("linux") or {}).get("maskedPaths"):
         pairs.append(("/dev/null", "/dev/null"))

@@ -85,3 +85,17 @@ def test_criu_configuration_file_as_runc_chooses_it():
     assert cp.config_file({}) == "/etc/criu/runc.conf"
     assert cp.config_file({"org.criu.config": "/x.conf"}) == "/x.conf"
     assert cp.config_file({"org.criu.config": ""}) is None  # none at all
+
+
+def test_mount_keys_are_the_resolved_mount_points(tmp_path):
+    """runc's checkpoint.bats 'bind mount, destination is symlink': /conf -> /real/conf is mounted on
+    /real/conf, so that is CRIU's key; a relative source is the bundle's."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "real" / "conf").mkdir(parents=True)
+    (rootfs / "conf").symlink_to("/real/conf")
+    config = {"mounts": [{"destination": "/conf", "source": ".", "options": ["bind"]},
+                         {"destination": "/missing", "source": "/m", "type": "bind"}]}
+    dumped = cp.dump_ext_mounts(config, pid=0, rootfs=str(rootfs))
+    assert ("/real/conf", "/real/conf") in dumped and ("/missing", "/missing") in dumped
+    restored = restore.restore_ext_mounts(config, str(rootfs), str(tmp_path))
+    assert ("/real/conf", str(tmp_path)) in restored
