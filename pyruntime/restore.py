@@ -94,7 +94,7 @@ def restore(root: str, container_id: str, opts: cp.CriuOptions, ropts: RestoreOp
 
         def started(criu_pid: int) -> None:
             cgroups.join(cgroup_paths, criu_pid)  # the restored tasks land in the container's cgroup
-            if cgroup_paths and not cgroups.v2_path(cgroup_paths):
+            if cgroup_paths and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # v1 or hybrid
                 rpc["cg_root"] = _v1_roots(criu_pid)
 
         def notify(script: str, pid: int, got: list[int]) -> None:
