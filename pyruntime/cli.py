@@ -190,10 +190,10 @@ def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and r
         click.option("--file-locks", is_flag=True, help="Handle file locks."),
         click.option("--ext-unix-sk", is_flag=True, help="Allow external unix sockets."),
         click.option("--shell-job", is_flag=True, help="Allow shell jobs."),
-        click.option("--manage-cgroups-mode", default=None, help="CRIU's cgroups mode: soft, full, strict, ignore."),
+        click.option("--manage-cgroups-mode", default=None, help="CRIU's cgroups mode: soft, full or strict."),
         click.option("--auto-dedup", is_flag=True, help="Deduplicate memory images."),
-        click.option("--empty-ns", multiple=True, help="Namespace to create but not restore (not supported)."),
-        click.option("--lazy-pages", is_flag=True, help="Restore memory pages lazily (not supported)."),
+        click.option("--empty-ns", multiple=True, help="Create a namespace, but do not restore its properties (network)."),
+        click.option("--lazy-pages", is_flag=True, help="Use userfaultfd to lazily restore memory pages (CRIU lazy-pages)."),
     ]):
         f = deco(f)
     return f
@@ -204,8 +204,8 @@ def _criu_options(f):  # noqa: ANN001, ANN202 - flags shared by checkpoint and r
 @click.option("--leave-running", is_flag=True, help="Keep the container running after the checkpoint.")
 @click.option("--parent-path", default=None, help="Images of a previous pre-dump.")
 @click.option("--pre-dump", is_flag=True, help="Dump the memory only and leave the container running.")
-@click.option("--status-fd", type=int, default=-1, help="Lazy pages' ready fd (not supported).")
-@click.option("--page-server", default=None, help="ADDRESS:PORT of a page server (not supported).")
+@click.option("--status-fd", type=int, default=-1, help="With --lazy-pages: fd to write \\0 to once the page server is ready.")
+@click.option("--page-server", default=None, help="ADDRESS:PORT of a CRIU page server.")
 @click.argument("container_id")
 @click.pass_obj
 def checkpoint(g: Globals, **kw) -> int | None:  # noqa: ANN003

@@ -151,24 +151,26 @@ def features(g: Globals) -> None:
     _out(dumps_indented(doc()) + "\n")
 
 
-def checkpoint(g: Globals, container_id: str, image_path: str | None, leave_running: bool, **kw: object) -> None:
+def checkpoint(g: Globals, container_id: str, image_path: str | None, **kw: object) -> None:
     from . import checkpoint as cp
     from . import state as state_mod
 
     c = state_mod.load(g.root, container_id)
     try:
-        cp.checkpoint(c, cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"),
-                                        leave_running=leave_running, **kw), criu=g.criu)
+        cp.checkpoint(c, cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"), **kw), criu=g.criu)
     finally:
         c.close()
 
 
-def restore(g: Globals, container_id: str, **kw: object) -> None:
+def restore(g: Globals, container_id: str, image_path: str | None, bundle: str, detach: bool, pid_file: str | None,
+            console_socket: str | None, no_subreaper: bool, no_pivot: bool, **kw: object) -> int:
     from . import checkpoint as cp
-    from .errors import RuntimeFailure
+    from . import restore as restore_mod
 
-    cp.criu_usable(g.criu)  # before anything is created: a host without CRIU leaves nothing behind
-    raise RuntimeFailure("restore is not implemented yet for hosts where CRIU works (see README)")
+    ropts = restore_mod.RestoreOptions(bundle=bundle, detach=detach, pid_file=pid_file, console_socket=console_socket,
+                                       no_pivot=no_pivot, no_subreaper=no_subreaper, systemd_cgroup=g.systemd_cgroup)
+    opts = cp.CriuOptions(image_path=os.path.abspath(image_path or "checkpoint"), **kw)
+    return restore_mod.restore(g.root, container_id, opts, ropts, criu=g.criu)
 
 
 # -- cgroup commands (the work is in cgroup_commands.py) ----------------------------------------------------

@@ -15,14 +15,17 @@ def criu_works() -> bool:
 
 @pytest.mark.skipif(criu_works(), reason="CRIU works on this host: the failure path does not apply")
 def test_checkpoint_reports_why_criu_cannot_work_and_leaves_container_running(rt, make_bundle, cid, tmp_path):
-    rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid)
+    bundle = make_bundle(["sleep", "60"])
+    rt("run", "-d", "-b", str(bundle), cid)
     proc = rt("checkpoint", "--image-path", str(tmp_path / "img"), "--leave-running", cid, check=False)
     assert proc.returncode == 1
     assert "CRIU" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert rt.state(cid)["status"] == "running"
-    restore = rt("restore", "--image-path", str(tmp_path / "img"), "-b", str(tmp_path), "r-" + cid, check=False)
-    assert restore.returncode == 1 and "CRIU" in restore.stderr
+    assert str(tmp_path / "img" / "dump.log") in proc.stderr  # CRIU's log is named
+    restore = rt("restore", "-d", "--image-path", str(tmp_path / "img"), "-b", str(bundle), "r-" + cid, check=False)
+    assert restore.returncode == 1 and "CRIU" in restore.stderr, restore.stderr
+    assert str(tmp_path / "img" / "restore.log") in restore.stderr
     assert rt.ids() == [cid]
     rt("delete", "--force", cid)
 
