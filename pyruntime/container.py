@@ -42,15 +42,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
 
     trace.mark("imports")
     state.check_id(container_id)
-    bundle = os.path.abspath(opts.bundle)
-    if not os.path.isdir(bundle):
-        raise RuntimeFailure(f"bundle {bundle}: no such directory")
-    config = spec.load_config(bundle)
-    file = os.path.join(bundle, "config.json")
-    rootfs = os.path.join(bundle, config["root"]["path"])
-    if not os.path.isdir(rootfs):
-        raise ConfigError(file, "root.path", f"rootfs {rootfs}: no such directory")
-    rootfs = os.path.realpath(rootfs)
+    bundle, file, config, rootfs = spec.load_bundle(opts.bundle)
     process = config["process"]
     if process.get("terminal") and not opts.console_socket:
         raise RuntimeFailure("process.terminal is true: a --console-socket is required "

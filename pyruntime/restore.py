@@ -36,15 +36,7 @@ def restore(root: str, container_id: str, opts: cp.CriuOptions, ropts: RestoreOp
 
     state.check_id(container_id)
     criu = cp.find_criu(criu)
-    bundle = os.path.abspath(ropts.bundle)
-    if not os.path.isdir(bundle):
-        raise RuntimeFailure(f"bundle {bundle}: no such directory")
-    config = spec.load_config(bundle)
-    file = os.path.join(bundle, "config.json")
-    rootfs = os.path.join(bundle, config["root"]["path"])
-    if not os.path.isdir(rootfs):
-        raise ConfigError(file, "root.path", f"rootfs {rootfs}: no such directory")
-    rootfs = os.path.realpath(rootfs)
+    bundle, file, config, rootfs = spec.load_bundle(ropts.bundle)
     terminal = bool((config.get("process") or {}).get("terminal"))
     if terminal and ropts.detach and not ropts.console_socket:
         raise RuntimeFailure("process.terminal is true: a detached restore needs --console-socket")

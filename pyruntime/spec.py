@@ -114,6 +114,20 @@ def load_config(bundle: str) -> dict[str, Any]:
     return config
 
 
+def load_bundle(bundle: str) -> tuple[str, str, dict[str, Any], str]:
+    """(absolute bundle, its config.json, the checked config, the real rootfs path) for create and
+    restore: a missing bundle or rootfs is one line."""
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise RuntimeFailure(f"bundle {bundle}: no such directory")
+    config = load_config(bundle)
+    file = os.path.join(bundle, "config.json")
+    rootfs = os.path.join(bundle, config["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise ConfigError(file, "root.path", f"rootfs {rootfs}: no such directory")
+    return bundle, file, config, os.path.realpath(rootfs)
+
+
 def check_config(config: Any, file: str) -> None:
     schema.validate(config, schema.CONFIG, file)
     version = config["ociVersion"]

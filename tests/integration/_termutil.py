@@ -81,8 +81,8 @@ def run_in_pty(argv: list[str], rows: int = 24, cols: int = 80, timeout: float =
 class ConsoleReceiver:
     """A --console-socket: accepts one connection and keeps the pty master it carries."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        self.path, self.timeout = path, timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(1)
@@ -92,7 +92,7 @@ class ConsoleReceiver:
         self._thread.start()
 
     def _accept(self) -> None:
-        self.sock.settimeout(30)
+        self.sock.settimeout(self.timeout)
         try:
             conn, _ = self.sock.accept()
         except OSError:

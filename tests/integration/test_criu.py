@@ -13,13 +13,13 @@ import json
 import os
 import select
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from _termutil import ConsoleReceiver
 from pyruntime_tests_conftest import cgroup_dirs, wait_until
 
 SLOW = float(os.environ.get("PYRUNTIME_TEST_SLOWDOWN", "1"))
@@ -180,27 +180,6 @@ def test_restore_into_a_new_container_id(rt, make_bundle, cid, pipes, tmp_path):
     cleanup(rt, f"{cid}-new")
 
 
-class ConsoleReceiver:
-    """A --console-socket: accepts one connection and keeps the pty master sent over it."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(2)
-
-    def receive(self, timeout: float) -> int:
-        self.sock.settimeout(timeout)
-        conn, _ = self.sock.accept()
-        with conn:
-            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
-        assert fds, "no fd came over the console socket"
-        return fds[0]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def read_master(fd: int, seconds: float) -> bytes:
     out = b""
     end = time.monotonic() + seconds
@@ -221,32 +200,32 @@ def test_restore_with_a_console_socket(rt, make_bundle, cid, tmp_path):
 
     bundle = make_bundle(COUNTER, edit=terminal, name=f"b-{cid}")
     sockdir = tempfile.mkdtemp(dir="/tmp")  # sockets do not work on the guest's 9p share
-    masters: list[int] = []
+    receivers: list[ConsoleReceiver] = []
     try:
-        first = ConsoleReceiver(os.path.join(sockdir, "first.sock"))
+        first = ConsoleReceiver(os.path.join(sockdir, "first.sock"), timeout=30 * SLOW)
+        receivers.append(first)
         rt("run", "-d", "--console-socket", first.path, "-b", str(bundle), cid, timeout=60 * SLOW)
-        masters.append(first.receive(30 * SLOW))
+        master = first.wait(30 * SLOW)
         seen = [b""]
-        wait_until(lambda: len(seen.append(read_master(masters[0], 0.5)) or b"".join(seen).split()) >= 3,
+        wait_until(lambda: len(seen.append(read_master(master, 0.5)) or b"".join(seen).split()) >= 3,
                    timeout=30 * SLOW, what="output on the terminal")
         rt("checkpoint", "--image-path", str(tmp_path / "image"), cid, timeout=120 * SLOW)
-        seen.append(read_master(masters[0], 1))
+        seen.append(read_master(master, 1))
         last = [int(x) for x in b"".join(seen).split() if x.isdigit()][-1]
-        second = ConsoleReceiver(os.path.join(sockdir, "second.sock"))
+        second = ConsoleReceiver(os.path.join(sockdir, "second.sock"), timeout=30 * SLOW)
+        receivers.append(second)
         rt("restore", "-d", "--console-socket", second.path, "--image-path", str(tmp_path / "image"),
            "-b", str(bundle), cid, timeout=120 * SLOW)
-        masters.append(second.receive(30 * SLOW))
+        restored = second.wait(30 * SLOW)
         assert rt.state(cid)["status"] == "running"
         out = [b""]
-        wait_until(lambda: len(out.append(read_master(masters[1], 0.5)) or b"".join(out).split()) >= 2,
+        wait_until(lambda: len(out.append(read_master(restored, 0.5)) or b"".join(out).split()) >= 2,
                    timeout=30 * SLOW, what="output on the restored terminal")
         first_after = [int(x) for x in b"".join(out).split() if x.isdigit()][0]
         assert last < first_after <= last + 2, f"{last} on the old terminal, {first_after} on the restored one"
-        first.close()
-        second.close()
     finally:
-        for fd in masters:
-            os.close(fd)
+        for receiver in receivers:
+            receiver.close()
         shutil.rmtree(sockdir, ignore_errors=True)
     cleanup(rt, cid)
 

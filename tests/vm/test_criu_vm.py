@@ -17,18 +17,12 @@ PYRUNTIME_SKIP_VM=1 skips it too.
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import subprocess
-import sys
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
+from vm_guest import run_guest_tests, skip_unless_vm_possible
 
-REPO = Path(__file__).resolve().parents[2]
-RUNNER = Path(__file__).with_name("run-in-vm.sh")
 GUEST_TESTS = "tests/integration/test_criu.py"
 CRIU_MODULES = ("crc32c_generic nf_tables netlink_diag unix_diag inet_diag tcp_diag udp_diag af_packet_diag "
                 "nf_conntrack_netlink")
@@ -52,51 +46,15 @@ def _criu_works_here() -> bool:
 
 @pytest.fixture(scope="module")
 def guest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    if os.environ.get("PYRUNTIME_SKIP_VM") == "1":
-        pytest.skip("PYRUNTIME_SKIP_VM=1")
-    if os.geteuid() != 0:
-        pytest.skip("the VM tier runs as root")
-    if platform.machine() != "x86_64":
-        pytest.skip("the VM tier boots an amd64 guest on the host's own binaries: x86_64 only")
+    skip_unless_vm_possible()
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("qemu-system-x86_64 is missing (apt-get install qemu-system-x86): no CRIU guest")
     if not shutil.which("criu"):
         pytest.skip("criu is missing (apt-get install criu)")
     if _criu_works_here():
         pytest.skip("CRIU works on this host: tests/integration/test_criu.py runs natively")
-    host_side = tmp_path_factory.mktemp("vm")
-    shared = REPO / ".vm-results"
-    shared.mkdir(exist_ok=True)
-    junit = shared / f"criu-results-{os.getpid()}.xml"
-    guest_cmd = (f"ip link set lo up && cd {REPO} && PYRUNTIME_TEST_SLOWDOWN=15 {sys.executable} -P -m pytest -q "
-                 f"-p no:cacheprovider -p no:hypothesispytest --basetemp=/tmp/pt --durations=0 "
-                 f"--junitxml={junit} {GUEST_TESTS} 2>&1 | tail -60")
-    env = dict(os.environ, VM_ARCH="x86_64", VM_RW=str(REPO), VM_TIMEOUT="720", VM_MODS_EXTRA=CRIU_MODULES,
-               VM_CONSOLE=str(host_side / "console.log"))
-    try:
-        proc = subprocess.run([str(RUNNER), guest_cmd], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=780)
-        output = proc.stdout + proc.stderr
-        if not junit.exists():
-            pytest.fail(f"the VM did not produce test results (exit {proc.returncode}):\n{output[-4000:]}")
-        cases = list(ET.parse(junit).getroot().iter("testcase"))
-    finally:
-        junit.unlink(missing_ok=True)
-        try:
-            shared.rmdir()
-        except OSError:
-            pass
-    results: dict[str, str] = {}
-    for case in cases:
-        status = "passed"
-        for tag in ("failure", "error", "skipped"):
-            node = case.find(tag)
-            if node is not None:
-                status = f"{tag}: {(node.get('message') or '')[:300]}\n{(node.text or '')[-3000:]}"
-                break
-        results[case.get("name", "")] = status
-    results["__output__"] = output
-    return results
+    return run_guest_tests(GUEST_TESTS, "criu-results", tmp_path_factory.mktemp("vm"), before="ip link set lo up",
+                           env={"VM_MODS_EXTRA": CRIU_MODULES})
 
 
 @pytest.mark.parametrize("name", EXPECTED)
