@@ -271,9 +271,9 @@ def _freeze_cgroup(c: Container) -> str | None:
     """CRIU freezes through the cgroup freezer (v1 freezer, v2 cgroup.freeze) rather than ptrace."""
     if not c.cgroup_paths:
         return None
-    from .cgroups import _freezer
+    from .freezer import locate
 
-    fz = _freezer(c.cgroup_paths)
+    fz = locate(c.cgroup_paths)
     return fz[1] if fz else None
 
 
