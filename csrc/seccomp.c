@@ -52,6 +52,12 @@ uint32_t pr_scmp_arch_resolve(const char *name) { return seccomp_arch_resolve_na
 int pr_scmp_resolve_syscall(const char *name) { return seccomp_syscall_resolve_name(name); }
 unsigned int pr_scmp_api_level(void) { return seccomp_api_get(); }
 
+unsigned long pr_scmp_version(void)
+{
+    const struct scmp_version *v = seccomp_version();
+    return v ? v->major * 1000000UL + v->minor * 1000UL + v->micro : 0;
+}
+
 void *pr_scmp_new(uint32_t default_action)
 {
     scmp_filter_ctx ctx = seccomp_init(default_action);

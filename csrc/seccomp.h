@@ -31,6 +31,8 @@ uint32_t pr_scmp_act_trace(uint32_t msg);
 uint32_t pr_scmp_arch_resolve(const char *name);
 int pr_scmp_resolve_syscall(const char *name);
 unsigned int pr_scmp_api_level(void);
+/* libseccomp's version as major * 1000000 + minor * 1000 + micro (a cache key of compiled filters) */
+unsigned long pr_scmp_version(void);
 
 void *pr_scmp_new(uint32_t default_action);
 void pr_scmp_release(void *ctx);

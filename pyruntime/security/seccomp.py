@@ -145,7 +145,7 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
         flags &= ~lib.PR_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
     if cfg.get("listenerMetadata") and not cfg.get("listenerPath"):
         raise ConfigError(file, f"{path}.listenerMetadata", "must not be set without listenerPath")
-    bpf = _build(default, arches, rules, file, path)
+    bpf = _build_cached(default, arches, rules, file, path)
     if cfg["defaultAction"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
         bpf = _enosys_stub(arches, [n for _, n, _, _ in rules]) + bpf
     return Program(bpf=bpf, flags=flags, notify=notify, listener_path=cfg.get("listenerPath"),
@@ -179,6 +179,20 @@ def _enosys_stub(arches: list[int], names: list[str]) -> bytes:
     if size < 0:
         raise RuntimeFailure(f"seccomp: cannot build the -ENOSYS stub: {os.strerror(ffi.errno).lower()}")
     return bytes(ffi.buffer(out, size))
+
+
+def _build_cached(default: int, arches: list[int], rules: list[tuple[int, str, int, list[tuple[int, int, int, int]]]],
+                  file: str, path: str) -> bytes:
+    """_build's program, from seccomp_cache when the very same inputs were built before."""
+    from . import seccomp_cache
+
+    key = repr((1, lib.pr_scmp_version(), lib.pr_scmp_api_level(), os.uname().machine, default, arches,
+                rules)).encode()
+    bpf = seccomp_cache.lookup(key)
+    if bpf is None:
+        bpf = _build(default, arches, rules, file, path)
+        seccomp_cache.store(key, bpf)
+    return bpf
 
 
 def _build(default: int, arches: list[int], rules: list[tuple[int, str, int, list[tuple[int, int, int, int]]]],
