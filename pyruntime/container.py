@@ -52,7 +52,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> Container:
     if (config.get("linux") or {}).get("seccomp"):
         from .security import seccomp
 
-        seccomp_prog = seccomp.compile(config["linux"]["seccomp"], file)
+        seccomp_prog = seccomp.compile(config["linux"]["seccomp"], file, cache_root=root)
     net_devices = (config.get("linux") or {}).get("netDevices")
     if net_devices:
         from . import network

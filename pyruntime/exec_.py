@@ -377,7 +377,7 @@ def _compile_seccomp(c: Container) -> Any:
         return None
     from .security import seccomp
 
-    return seccomp.compile(profile, os.path.join(c.bundle, "config.json"))
+    return seccomp.compile(profile, os.path.join(c.bundle, "config.json"), cache_root=c.root)
 
 
 def _cgroup_paths(paths: dict[str, str], requests: list[str]) -> dict[str, str]:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
 START_SOCKET = "start.sock"
+# Compiled seccomp filters kept in the root (security/seccomp_cache.py): not a valid ID, so no
+# command takes it for a container, and it goes with the root.
+SECCOMP_CACHE = ".seccomp-cache~"
 STUB_EXE = "/memfd:pyruntime-init"  # /proc/<pid>/exe of the init stub (process/stub.py names the memfd)
 
 

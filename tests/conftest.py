@@ -27,6 +27,7 @@ import pytest
 
 from pyruntime import api
 from pyruntime.pytest_plugin import cgroup_dirs  # noqa: F401 - the tests import it from here
+from pyruntime.state import valid_id
 
 REPO = Path(__file__).resolve().parent.parent
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
@@ -81,7 +82,8 @@ class Runtime:
         return json.loads(self("state", cid).stdout)
 
     def ids(self) -> list[str]:
-        return sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []
+        """The containers under the root (every name that is an ID: the root also keeps caches)."""
+        return sorted(n for n in os.listdir(self.root) if valid_id(n)) if os.path.isdir(self.root) else []
 
 
 @pytest.fixture(scope="session")

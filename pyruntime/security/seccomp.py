@@ -96,9 +96,10 @@ def _check_errno(value: int | None, file: str, path: str) -> None:
         raise ConfigError(file, path, f"errno {value} does not fit the 16 bits seccomp returns")
 
 
-def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Program:  # noqa: A001
+def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp", cache_root: str | None = None) -> Program:  # noqa: A001
     """Validate and build the filter. Unknown syscall names are skipped (as runc does: a profile
-    names syscalls of many kernels); unknown actions, operators, architectures and flags are errors."""
+    names syscalls of many kernels); unknown actions, operators, architectures and flags are errors.
+    With cache_root (a state root), a filter built before from the same inputs is read back."""
     _check_errno(cfg.get("defaultErrnoRet"), file, f"{path}.defaultErrnoRet")
     if cfg["defaultAction"] == "SCMP_ACT_NOTIFY":
         raise ConfigError(file, f"{path}.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
@@ -145,7 +146,10 @@ def compile(cfg: dict[str, Any], file: str, path: str = "linux.seccomp") -> Prog
         flags &= ~lib.PR_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
     if cfg.get("listenerMetadata") and not cfg.get("listenerPath"):
         raise ConfigError(file, f"{path}.listenerMetadata", "must not be set without listenerPath")
-    bpf = _build_cached(default, arches, rules, file, path)
+    if cache_root is None:
+        bpf = _build(default, arches, rules, file, path)
+    else:
+        bpf = _build_cached(cache_root, default, arches, rules, file, path)
     if cfg["defaultAction"] not in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
         bpf = _enosys_stub(arches, [n for _, n, _, _ in rules]) + bpf
     return Program(bpf=bpf, flags=flags, notify=notify, listener_path=cfg.get("listenerPath"),
@@ -181,17 +185,17 @@ def _enosys_stub(arches: list[int], names: list[str]) -> bytes:
     return bytes(ffi.buffer(out, size))
 
 
-def _build_cached(default: int, arches: list[int], rules: list[tuple[int, str, int, list[tuple[int, int, int, int]]]],
-                  file: str, path: str) -> bytes:
+def _build_cached(root: str, default: int, arches: list[int],
+                  rules: list[tuple[int, str, int, list[tuple[int, int, int, int]]]], file: str, path: str) -> bytes:
     """_build's program, from seccomp_cache when the very same inputs were built before."""
     from . import seccomp_cache
 
     key = repr((1, lib.pr_scmp_version(), lib.pr_scmp_api_level(), os.uname().machine, default, arches,
                 rules)).encode()
-    bpf = seccomp_cache.lookup(key)
+    bpf = seccomp_cache.lookup(root, key)
     if bpf is None:
         bpf = _build(default, arches, rules, file, path)
-        seccomp_cache.store(key, bpf)
+        seccomp_cache.store(root, key, bpf)
     return bpf
 
 

@@ -4,10 +4,10 @@ the same profile: runc pays it too, in its init. A filter is kept under the exac
 build (libseccomp's version, the default action, the architectures, every rule) and used again only
 when they match to the byte.
 
-Where: /run/pyruntime-cache/seccomp for the host's root, $XDG_RUNTIME_DIR/pyruntime-cache/seccomp
-for anyone else (none without it); a directory of the caller's own, mode 0700, never through a
-symbolic link, at most MAX_ENTRIES files (the oldest go first). A file is the key's length (8 bytes),
-the key, then the BPF program; it is replaced by rename, so a reader sees a whole one or none.
+Where: state.SECCOMP_CACHE in the state root (--root), so it lives and goes with the root; a
+directory of the caller's own, mode 0700, never through a symbolic link, at most MAX_ENTRIES files
+(the oldest go first). A file is the key's length (8 bytes), the key, then the BPF program; it is
+replaced by rename, so a reader sees a whole one or none.
 """
 
 from __future__ import annotations
@@ -18,37 +18,24 @@ import stat
 MAX_ENTRIES = 32
 
 
-def _directory(create: bool) -> int:
-    """An fd of the cache directory, or -1 when there is none that is safely ours."""
-    from ..state import host_root
+def _directory(root: str, create: bool) -> int:
+    """An fd of the cache directory in root, or -1 when there is none that is safely ours."""
+    from ..state import SECCOMP_CACHE
 
-    if host_root():
-        base = "/run"
-    else:
-        base = os.environ.get("XDG_RUNTIME_DIR") or ""
-        if not os.path.isabs(base):
-            return -1
-    fd = -1
+    if create:
+        try:
+            os.mkdir(os.path.join(root, SECCOMP_CACHE), 0o700)
+        except OSError:
+            pass
     try:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        for name in ("pyruntime-cache", "seccomp"):
-            if create:
-                try:
-                    os.mkdir(name, 0o700, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = sub
-            st = os.fstat(fd)
-            if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
-                os.close(fd)
-                return -1
-        return fd
+        fd = os.open(os.path.join(root, SECCOMP_CACHE), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
-        if fd >= 0:
-            os.close(fd)
         return -1
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _name(key: bytes) -> str:
@@ -57,8 +44,8 @@ def _name(key: bytes) -> str:
     return f"{zlib.crc32(key):08x}-{len(key)}"
 
 
-def lookup(key: bytes) -> bytes | None:
-    dfd = _directory(create=False)
+def lookup(root: str, key: bytes) -> bytes | None:
+    dfd = _directory(root, create=False)
     if dfd < 0:
         return None
     try:
@@ -78,9 +65,9 @@ def lookup(key: bytes) -> bytes | None:
     return data[8 + size:]
 
 
-def store(key: bytes, bpf: bytes) -> None:
+def store(root: str, key: bytes, bpf: bytes) -> None:
     """Keep a filter; a cache that cannot be written is no failure."""
-    dfd = _directory(create=True)
+    dfd = _directory(root, create=True)
     if dfd < 0:
         return
     name = _name(key)

@@ -26,7 +26,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "containerd"))
-from private import remove_new_plain_cgroup_dirs, unmount_under  # noqa: E402
+from private import default_root_restorer, remove_new_plain_cgroup_dirs, unmount_under  # noqa: E402
 from pyruntime_tests_conftest import ROOTFS, RUNTIME  # noqa: E402
 
 IMAGE = "localhost/pyrt-busybox"
@@ -98,6 +98,7 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
     benv = BuildahEnv(directory, env)
     cgroups_before = buildah_cgroups()
     tops_before = set(os.listdir(CGROUP_BASE))
+    restore_root = default_root_restorer(STATE_ROOTS["pyruntime"])
     yield benv
     left = benv.containers()
     if left:
@@ -107,6 +108,7 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
     mounts = unmount_under(directory)
     shutil.rmtree(directory, ignore_errors=True)
     remove_new_plain_cgroup_dirs(tops_before)
+    restore_root()
     left_cgroups = sorted(buildah_cgroups() - cgroups_before)
     assert not mounts, f"mounts left under {directory}: {mounts}"
     assert not left_cgroups, f"cgroups left after the session: {left_cgroups}"

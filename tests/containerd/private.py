@@ -68,6 +68,38 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, log: Pa
         time.sleep(0.1)
 
 
+def default_root_restorer(root: str) -> Callable[[], None]:
+    """podman and buildah pass the runtime no --root: pyruntime keeps its state, and its seccomp
+    cache (state.SECCOMP_CACHE), in the host's default root. Call before the tier; the function it
+    returns removes, after the tier, the cache and the root if they were not there before (containers
+    a tier leaves are its leak checks' to report, not removed here)."""
+    from pyruntime.state import SECCOMP_CACHE
+
+    cache = os.path.join(root, SECCOMP_CACHE)
+    root_existed, cache_existed = os.path.isdir(root), os.path.isdir(cache)
+
+    def restore() -> None:
+        if not cache_existed:
+            shutil.rmtree(cache, ignore_errors=True)
+        if not root_existed:
+            try:
+                os.rmdir(root)
+            except OSError:  # not empty: something else is there
+                pass
+    return restore
+
+
+def wait_for_text(read: Callable[[], str], text: str, timeout: float) -> str:
+    """read() until what it returns contains text, or timeout: the last thing read (an engine's
+    `logs`, which the caller then asserts on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = read()
+        if text in out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.1)
+
+
 def stop_pid(pid: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
     """SIGTERM, then SIGKILL after timeout; reaps it when it is our child."""
     try:

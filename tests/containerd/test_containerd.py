@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import oci_image  # noqa: E402
-from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
+from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs, valid_id  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not shutil.which("containerd") or not shutil.which("ctr"),
                                 reason="containerd is not installed")
@@ -91,7 +91,7 @@ def containerd(tmp_path_factory):
                 subprocess.run(["umount", "-l", target], check=False)
         shutil.rmtree(base, ignore_errors=True)
         state_root = Path("/run/containerd/runc") / namespace
-        left = sorted(os.listdir(state_root)) if state_root.exists() else []
+        left = sorted(n for n in os.listdir(state_root) if valid_id(n)) if state_root.exists() else []
         shutil.rmtree(state_root, ignore_errors=True)
         for d in cgroup_dirs(cgroup_parent):
             d.rmdir()

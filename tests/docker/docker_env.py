@@ -29,7 +29,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "containerd"))
-from private import PrivateContainerd, PrivateDir, pids_naming, stop_pid, wait_for  # noqa: E402
+from private import PrivateContainerd, PrivateDir, pids_naming, stop_pid, wait_for, wait_for_text  # noqa: E402
 from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
 
 IMAGE = "pyrt-busybox:latest"
@@ -207,12 +207,7 @@ class Docker:
         return base / rel / v2_name
 
     def wait_log(self, cid: str, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            logs = self("logs", cid).stdout
-            if text in logs or time.monotonic() > deadline:
-                return logs
-            time.sleep(0.1)
+        return wait_for_text(lambda: self("logs", cid).stdout, text, timeout)
 
 
 def _settled(check: Any, timeout: float = 10.0) -> Any:

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "containerd"))
 import oci_image  # noqa: E402
 from private import PrivateContainerd, PrivateDir, pids_naming  # noqa: E402
-from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs  # noqa: E402
+from pyruntime_tests_conftest import ROOTFS, RUNTIME, cgroup_dirs, valid_id  # noqa: E402
 
 # gRPC's fork handlers run in every child this pytest process forks once a channel has existed (the
 # podman tier's pty tests fork with a preexec_fn after this tier): in the child they poke gRPC's poller
@@ -96,7 +96,7 @@ class CriEnv:
 
     def state_ids(self, runtime: str) -> set[str]:
         root = self.state_root(runtime)
-        return set(os.listdir(root)) if root.is_dir() else set()
+        return {n for n in os.listdir(root) if valid_id(n)} if root.is_dir() else set()
 
     def cgroups(self) -> list[Path]:
         """Container cgroups (<parent>/pod<uid>/<id>); the pod level is kubelet's to make and remove."""

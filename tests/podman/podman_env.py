@@ -29,7 +29,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "containerd"))
-from private import remove_new_plain_cgroup_dirs  # noqa: E402  (the engine tiers' shared helpers)
+from private import default_root_restorer, remove_new_plain_cgroup_dirs, wait_for_text  # noqa: E402  (the engine tiers' shared helpers)
 
 ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
 RUNTIME = os.environ.get("PYRUNTIME_BIN") or str(Path(sys.executable).parent / "pyruntime")
@@ -130,6 +130,7 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
     env = dict(os.environ, PYRT_PODMAN_BRIDGE=bridge, PYRT_PODMAN_SUBNET=subnet)
     cgroups_before = libpod_cgroups()
     tops_before = set(os.listdir(CGROUP_BASE))
+    restore_root = default_root_restorer(STATE_ROOTS["pyruntime"])
     try:
         subprocess.run(["sh", str(HERE / "setup.sh"), directory, RUNTIME], check=True, env=env,
                        capture_output=True, timeout=120)
@@ -146,6 +147,7 @@ def podman_env_fixture() -> Iterator[PodmanEnv]:
     leaked = settled_conmon_pids(directory)
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
+    restore_root()
     # podman leaves /libpod_parent and /libpod_parent/conmon behind; remove what we caused, if empty
     for d in sorted(libpod_cgroups() - cgroups_before, key=lambda p: -p.count("/")):
         remove_cgroup_dir(d)
@@ -208,12 +210,7 @@ class Podman:
         return Path(CGROUP_BASE, PARENT, f"libpod-{cid}", v2_name)
 
     def wait_log(self, cid: str, text: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            logs = self("logs", cid).stdout
-            if text in logs or time.monotonic() > deadline:
-                return logs
-            time.sleep(0.1)
+        return wait_for_text(lambda: self("logs", cid).stdout, text, timeout)
 
 
 @pytest.fixture(params=RUNTIMES, name="podman")

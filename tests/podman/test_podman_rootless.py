@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from podman_env import CGROUP_BASE, RUNTIMES
+from private import wait_for_text
 from rootless_env import PATH, RootlessPodman, rootless_env_fixture, uid_pids  # noqa: F401 - the fixture
 from test_podman import run_in_pty
 
@@ -49,12 +50,7 @@ class Runtime:
         return [p for p in uid_pids(self.env.user.uid) if _comm(p) == "conmon"]
 
     def wait_log(self, cid: str, text: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            logs = self("logs", cid).stdout
-            if text in logs or time.monotonic() > deadline:
-                return logs
-            time.sleep(0.1)
+        return wait_for_text(lambda: self("logs", cid).stdout, text, timeout)
 
 
 def _comm(pid: int) -> str:
