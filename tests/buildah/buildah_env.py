@@ -26,6 +26,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests" / "containerd"))
+sys.path.insert(0, str(REPO / "tests" / "podman"))
+from podman_env import libpod_cgroups, remove_cgroup_dir  # noqa: E402  (`podman build` makes podman's parent)
 from private import default_root_restorer, remove_new_plain_cgroup_dirs, unmount_under  # noqa: E402
 from pyruntime_tests_conftest import ROOTFS, RUNTIME  # noqa: E402
 
@@ -97,6 +99,7 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
                CONTAINERS_REGISTRIES_CONF=f"{directory}/registries.conf", TMPDIR=f"{directory}/buildah-tmp")
     benv = BuildahEnv(directory, env)
     cgroups_before = buildah_cgroups()
+    libpod_before = libpod_cgroups()
     tops_before = set(os.listdir(CGROUP_BASE))
     restore_root = default_root_restorer(STATE_ROOTS["pyruntime"])
     yield benv
@@ -107,6 +110,9 @@ def buildah_env_fixture() -> Iterator[BuildahEnv]:
                    capture_output=True, timeout=300)
     mounts = unmount_under(directory)
     shutil.rmtree(directory, ignore_errors=True)
+    # `podman build` leaves /libpod_parent and /libpod_parent/conmon behind: what we caused, if empty
+    for d in sorted(libpod_cgroups() - libpod_before, key=lambda p: -p.count("/")):
+        remove_cgroup_dir(d)
     remove_new_plain_cgroup_dirs(tops_before)
     restore_root()
     left_cgroups = sorted(buildah_cgroups() - cgroups_before)
